@@ -1,0 +1,642 @@
+/* cli.c: the subcommands: train, inspect, grad, eval.
+ *
+ * Each command parses its flags, imports the model (frontend), runs the pass pipeline, and
+ * drives a backend (the reference interpreter for now). Errors are diagnostics printed once,
+ * with the exit code of their status: 2 for bad input or usage, 3 for unsupported models,
+ * 1 for runtime failures. Output directories are written file by file through temporary
+ * names, so a failed run never leaves a half-written tensor behind.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "frontend/cli.h"
+#include "frontend/fe.h"
+#include "passes/passes.h"
+#include "runtime/lnsrt.h"
+
+/* ---- option parsing ---- */
+
+enum { MAX_TENSOR_ARGS = 64 };
+
+typedef struct CliArgs {
+	const char *model;
+	const char *data, *metrics, *out_dir, *labels, *formats, *backend;
+	PassOptions po;
+	int epochs, progress;
+	int64_t batch, steps;
+	uint64_t seed;
+	int ninputs;
+	const char *input_name[MAX_TENSOR_ARGS], *input_file[MAX_TENSOR_ARGS];
+} CliArgs;
+
+static int bad_usage(const char *cmd, const char *fmt, const char *arg)
+{
+	fprintf(stderr, "lnsc %s: ", cmd);
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, " (see 'lnsc %s --help')\n", cmd);
+	return 2;
+}
+
+static int parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_float(const char *s, float *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !(v > 0) || v > 1e6)
+		return -1;
+	*out = (float)v;
+	return 0;
+}
+
+/* Flags common to the commands; `allowed` lists the ones a command takes. */
+static int parse_flag(const char *cmd, CliArgs *a, const char *flag, const char *val)
+{
+	int64_t n;
+	if (!strcmp(flag, "--recipe")) {
+		if (!pass_recipe_known(val))
+			return bad_usage(cmd, "unknown recipe '%s' (fp32, lns-madam)", val);
+		a->po.recipe = val;
+	} else if (!strcmp(flag, "--data")) {
+		a->data = val;
+	} else if (!strcmp(flag, "--epochs")) {
+		if (parse_int(val, 1, 100000, &n))
+			return bad_usage(cmd, "--epochs wants a positive integer, not '%s'", val);
+		a->epochs = (int)n;
+	} else if (!strcmp(flag, "--steps")) {
+		if (parse_int(val, 1, INT64_MAX, &n))
+			return bad_usage(cmd, "--steps wants a positive integer, not '%s'", val);
+		a->steps = n;
+	} else if (!strcmp(flag, "--batch")) {
+		if (parse_int(val, 1, 1 << 20, &n))
+			return bad_usage(cmd, "--batch wants a positive integer, not '%s'", val);
+		a->batch = n;
+	} else if (!strcmp(flag, "--seed")) {
+		if (parse_int(val, 0, INT64_MAX, &n))
+			return bad_usage(cmd, "--seed wants a non-negative integer, not '%s'", val);
+		a->seed = (uint64_t)n;
+	} else if (!strcmp(flag, "--lr")) {
+		if (parse_float(val, &a->po.lr))
+			return bad_usage(cmd, "--lr wants a positive number, not '%s'", val);
+	} else if (!strcmp(flag, "--momentum")) {
+		char *end;
+		double m = strtod(val, &end);
+		if (end == val || *end || m < 0 || m >= 1)
+			return bad_usage(cmd, "--momentum wants a number in [0, 1), not '%s'", val);
+		a->po.momentum = (float)m;
+	} else if (!strcmp(flag, "--optimizer")) {
+		if (!strcmp(val, "sgd"))
+			a->po.optimizer = PASS_OPT_SGD;
+		else if (!strcmp(val, "adam"))
+			a->po.optimizer = PASS_OPT_ADAM;
+		else
+			return bad_usage(cmd, "unknown optimizer '%s' (sgd, adam)", val);
+	} else if (!strcmp(flag, "--backend")) {
+		if (strcmp(val, "interp"))
+			return bad_usage(cmd, "unknown backend '%s' (interp)", val);
+		a->backend = val;
+	} else if (!strcmp(flag, "--metrics")) {
+		a->metrics = val;
+	} else if (!strcmp(flag, "--formats")) {
+		a->po.formats_path = val;
+	} else if (!strcmp(flag, "-o")) {
+		a->out_dir = val;
+	} else if (!strcmp(flag, "--labels")) {
+		a->labels = val;
+	} else if (!strcmp(flag, "--input")) {
+		const char *eq = strchr(val, '=');
+		if (!eq || eq == val || !eq[1])
+			return bad_usage(cmd, "--input wants NAME=FILE.pb, not '%s'", val);
+		if (a->ninputs == MAX_TENSOR_ARGS)
+			return bad_usage(cmd, "too many --input flags%s", "");
+		a->input_name[a->ninputs] = strndup(val, (size_t)(eq - val));
+		a->input_file[a->ninputs++] = eq + 1;
+	} else {
+		return bad_usage(cmd, "unknown option '%s'", flag);
+	}
+	return 0;
+}
+
+static int parse_args(const char *cmd, const char *help, const char *allowed, int argc,
+		      char **argv, CliArgs *a)
+{
+	memset(a, 0, sizeof *a);
+	pass_options_default(&a->po);
+	a->epochs = 1;
+	a->batch = 0;
+	a->progress = -1;
+	a->backend = "interp";
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+		if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+			fputs(help, stdout);
+			return -1;
+		}
+		if (!strcmp(arg, "--no-progress")) {
+			a->progress = 0;
+			continue;
+		}
+		if (arg[0] != '-') {
+			if (a->model)
+				return bad_usage(cmd, "unexpected argument '%s'", arg);
+			a->model = arg;
+			continue;
+		}
+		char key[64];
+		snprintf(key, sizeof key, " %s ", arg);
+		if (!strstr(allowed, key))
+			return bad_usage(cmd, "unknown option '%s'", arg);
+		if (i + 1 >= argc)
+			return bad_usage(cmd, "option '%s' needs a value", arg);
+		int rc = parse_flag(cmd, a, arg, argv[++i]);
+		if (rc)
+			return rc;
+	}
+	if (!a->model)
+		return bad_usage(cmd, "missing MODEL.onnx%s", "");
+	return 0;
+}
+
+/* ---- shared steps ---- */
+
+static int fail(IrCtx *c)
+{
+	ir_diag_print(c, stderr);
+	IrStatus st = ir_error_status(c);
+	return st == IR_OK ? 1 : (int)st;
+}
+
+static int self_check(IrCtx *c)
+{
+	int rc = 0;
+	rc |= ir_ops_check(c);
+	rc |= pass_grad_check(c);
+	rc |= fe_import_check(c);
+	return rc;
+}
+
+static IrGraph *load(IrCtx *c, const CliArgs *a, int nshapes, const FeInputShape *shapes)
+{
+	if (self_check(c))
+		return NULL;
+	FeOptions fo = {.batch = a->batch ? a->batch : 64, .nshapes = nshapes, .shapes = shapes};
+	IrGraph *g = fe_onnx_import(c, a->model, &fo);
+	if (g && pass_pipeline(g, &a->po)) {
+		ir_graph_free(g);
+		return NULL;
+	}
+	return g;
+}
+
+/* ---- inspect ---- */
+
+static const char inspect_help[] =
+	"usage: lnsc inspect MODEL.onnx [--recipe fp32|lns-madam] [--batch N] [--formats FILE]\n"
+	"Prints the training graph (each tensor with its format) and the bytes of model state\n"
+	"per parameter (storage + optimizer state).\n";
+
+static void print_state_table(IrGraph *g)
+{
+	size_t total = 0;
+	int64_t nparams = 0;
+	printf("\n# model state per parameter\n");
+	printf("# %-32s %-14s %-22s %12s %10s\n", "parameter", "format", "shape", "bytes",
+	       "B/param");
+	for (int i = 0; i < g->params.n; i++) {
+		IrValue *p = g->params.v[i];
+		size_t bytes = ir_type_bytes(p->type);
+		for (int j = 0; j < g->values.n; j++) {
+			IrValue *s = IR_VALUE(g, j);
+			if (s->role == IR_ROLE_STATE && s->param == p)
+				bytes += ir_type_bytes(s->type);
+		}
+		char fmt[64], shape[128];
+		ir_type_str(p->type, 0, shape, sizeof shape);
+		char *br = strchr(shape, '[');
+		snprintf(fmt, sizeof fmt, "%.*s", (int)(br - shape), shape);
+		printf("# %-32s %-14s %-22s %12zu %10.2f\n", p->name, fmt, br, bytes,
+		       (double)bytes / (double)(p->type->numel ? p->type->numel : 1));
+		total += bytes;
+		nparams += p->type->numel;
+	}
+	printf("# total: %lld parameters, %zu bytes of state (%.2f B/param); plan: state blob %zu B, "
+	       "scratch arena %zu B\n",
+	       (long long)nparams, total, nparams ? (double)total / (double)nparams : 0.0,
+	       g->plan->state_bytes, g->plan->scratch_bytes);
+}
+
+static int cmd_inspect(int argc, char **argv)
+{
+	CliArgs a;
+	int rc = parse_args("inspect", inspect_help, " --recipe --batch --formats ", argc, argv, &a);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	IrCtx *c = ir_ctx_new();
+	IrGraph *g = load(c, &a, 0, NULL);
+	if (!g) {
+		rc = fail(c);
+		ir_ctx_free(c);
+		return rc;
+	}
+	ir_print(stdout, g);
+	print_state_table(g);
+	ir_graph_free(g);
+	ir_ctx_free(c);
+	return 0;
+}
+
+/* ---- train ---- */
+
+static const char train_help[] =
+	"usage: lnsc train MODEL.onnx [--data fashion-mnist|DIR] [--recipe fp32|lns-madam]\n"
+	"                  [--epochs N] [--batch N] [--lr X] [--seed S] [--backend interp]\n"
+	"                  [--metrics FILE.csv] [--optimizer sgd|adam] [--momentum M]\n"
+	"                  [--formats FILE] [--steps N] [--no-progress]\n"
+	"Trains on the dataset's training split; after each epoch prints the mean training loss,\n"
+	"the test loss and accuracy, and the time. --data DIR reads the four gzip IDX files of a\n"
+	"Fashion-MNIST/MNIST-style folder; the default is Debian's Fashion-MNIST.\n";
+
+typedef struct InterpTrainer {
+	IrInterp *ip;
+	IrGraph *g;
+	IrValue *input, *labels, *logits;
+	float *logits_buf;
+} InterpTrainer;
+
+static int it_train_step(void *impl, const float *x, const int64_t *y, float *loss, char *err,
+			 size_t errn)
+{
+	InterpTrainer *t = impl;
+	ir_interp_bind(t->ip, t->input, x);
+	ir_interp_bind(t->ip, t->labels, y);
+	if (ir_interp_run(t->ip, IR_MODE_TRAIN) || ir_interp_read(t->ip, t->g->loss, loss)) {
+		snprintf(err, errn, "%s", ir_interp_error(t->ip));
+		return -1;
+	}
+	return 0;
+}
+
+static int it_eval_step(void *impl, const float *x, float *logits, char *err, size_t errn)
+{
+	InterpTrainer *t = impl;
+	ir_interp_bind(t->ip, t->input, x);
+	ir_interp_bind(t->ip, t->labels, NULL);
+	if (ir_interp_run(t->ip, IR_MODE_EVAL) || ir_interp_read(t->ip, t->logits, logits)) {
+		snprintf(err, errn, "%s", ir_interp_error(t->ip));
+		return -1;
+	}
+	return 0;
+}
+
+static int train_checks(IrCtx *c, IrGraph *g, const char *model)
+{
+	if (g->inputs.n != 1) {
+		ir_error(c, IR_ERR_INPUT, "%s: training on a dataset needs exactly one data input, "
+			 "the model has %d", model, g->inputs.n);
+		return -1;
+	}
+	IrValue *in = g->inputs.v[0];
+	if (in->type->dt != IR_DT_F32) {
+		ir_error(c, IR_ERR_INPUT, "%s: input '%s' is %s, image datasets need f32", model,
+			 in->name, ir_dtype_name(in->type->dt));
+		return -1;
+	}
+	return 0;
+}
+
+static int run_training(IrCtx *c, IrGraph *g, const CliArgs *a)
+{
+	LnsrtDataset train = {0}, test = {0};
+	char err[1024];
+	if (lnsrt_data_open(a->data, &train, &test, err, sizeof err)) {
+		fprintf(stderr, "lnsc: error: %s\n", err);
+		return 2;
+	}
+	IrValue *in = g->inputs.v[0], *logits = g->outputs.v[0];
+	IrInterp *ip = ir_interp_new(g, a->seed);
+	if (!ip) {
+		lnsrt_dataset_free(&train);
+		lnsrt_dataset_free(&test);
+		return fail(c);
+	}
+	InterpTrainer it = {.ip = ip, .g = g, .input = in, .labels = g->labels, .logits = logits};
+	LnsrtTrainer tr = {
+		.impl = &it,
+		.batch = (int)in->type->dims[0],
+		.example_size = in->type->numel / in->type->dims[0],
+		.nclasses = (int)logits->type->dims[1],
+		.train_step = it_train_step,
+		.eval_step = it_eval_step,
+	};
+	LnsrtTrainOpts to = {.epochs = a->epochs, .seed = a->seed, .metrics_path = a->metrics,
+			     .progress = a->progress, .out = stdout, .max_steps = a->steps};
+	LnsrtEpochResult last;
+	printf("lnsc: training %s: recipe %s, backend %s, batch %d, %d epoch%s, seed %llu\n",
+	       a->model, a->po.recipe, a->backend, tr.batch, a->epochs, a->epochs > 1 ? "s" : "",
+	       (unsigned long long)a->seed);
+	fflush(stdout);
+	int rc = lnsrt_train(&tr, &train, &test, &to, &last, err, sizeof err);
+	if (rc)
+		fprintf(stderr, "lnsc: error: %s\n", err);
+	ir_interp_free(ip);
+	lnsrt_dataset_free(&train);
+	lnsrt_dataset_free(&test);
+	return rc ? 1 : 0;
+}
+
+static int cmd_train(int argc, char **argv)
+{
+	CliArgs a;
+	int rc = parse_args("train", train_help,
+			    " --data --recipe --epochs --batch --lr --seed --backend --metrics "
+			    "--optimizer --momentum --formats --steps ",
+			    argc, argv, &a);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	IrCtx *c = ir_ctx_new();
+	IrGraph *g = load(c, &a, 0, NULL);
+	if (!g || train_checks(c, g, a.model)) {
+		rc = fail(c);
+	} else {
+		rc = run_training(c, g, &a);
+	}
+	ir_graph_free(g);
+	ir_ctx_free(c);
+	return rc;
+}
+
+/* ---- grad and eval: tensors in, tensors out ---- */
+
+static const char grad_help[] =
+	"usage: lnsc grad MODEL.onnx --input NAME=FILE.pb [...] --labels FILE.pb -o DIR\n"
+	"                 [--recipe fp32|lns-madam] [--backend interp] [--seed S]\n"
+	"One forward/backward on the given batch (ONNX TensorProto files). The loss is softmax\n"
+	"cross-entropy on the first output for int64 labels [N], MSE for float labels of the\n"
+	"output's shape. Writes DIR/loss.pb, each graph output, grad_<initializer>.pb for every\n"
+	"parameter, and DIR/manifest.json.\n";
+
+static const char eval_help[] =
+	"usage: lnsc eval MODEL.onnx --input NAME=FILE.pb [...] -o DIR [--recipe fp32|lns-madam]\n"
+	"Forward pass with ONNX inference semantics; writes each graph output as DIR/<name>.pb\n"
+	"and DIR/manifest.json.\n";
+
+typedef struct Loaded {
+	const char *name;
+	const IrType *type;
+	void *data;
+} Loaded;
+
+static const char *sanitize(IrArena *ar, const char *prefix, const char *name)
+{
+	char *s = ir_arena_printf(ar, "%s%s.pb", prefix, name);
+	for (char *p = s + strlen(prefix); p < s + strlen(s) - 3; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      *p == '_' || *p == '.' || *p == '-'))
+			*p = '_';
+	return s;
+}
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+static int make_dir(IrCtx *c, const char *dir)
+{
+	if (mkdir(dir, 0777) && errno != EEXIST) {
+		ir_error(c, IR_ERR_INPUT, "%s: cannot create directory: %s", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Read a value after the step and write it as DIR/file (decoded to f32 for LNS). */
+static int write_value(IrCtx *c, IrInterp *ip, IrArena *ar, const char *dir, const char *file,
+		       const IrValue *v, const char *name)
+{
+	const IrType *t = v->type->dt == IR_DT_LNS ? ir_type_f32_like(c, v->type) : v->type;
+	void *buf = ir_arena_alloc(ar, ir_type_bytes(t) + 1);
+	if (ir_interp_read(ip, v, buf)) {
+		ir_error(c, IR_ERR_RUNTIME, "cannot read '%s' after the step: %s", v->name,
+			 ir_interp_error(ip));
+		return -1;
+	}
+	const char *path = ir_arena_printf(ar, "%s/%s", dir, file);
+	return fe_tensor_write(c, path, name, t, buf);
+}
+
+static int write_manifest(IrCtx *c, IrGraph *g, IrArena *ar, const char *dir, int with_grads)
+{
+	const char *path = ir_arena_printf(ar, "%s/manifest.json", dir);
+	const char *tmp = ir_arena_printf(ar, "%s/.manifest.json.tmp", dir);
+	FILE *f = fopen(tmp, "w");
+	if (!f) {
+		ir_error(c, IR_ERR_RUNTIME, "%s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	fprintf(f, "{\n");
+	if (with_grads)
+		fprintf(f, "  \"loss\": \"loss.pb\",\n");
+	fprintf(f, "  \"outputs\": {");
+	for (int i = 0; i < g->outputs.n; i++) {
+		IrValue *v = g->outputs.v[i];
+		fprintf(f, "%s\n    ", i ? "," : "");
+		json_str(f, v->name);
+		fprintf(f, ": ");
+		json_str(f, sanitize(ar, "", v->name));
+	}
+	fprintf(f, "\n  }");
+	if (with_grads) {
+		fprintf(f, ",\n  \"gradients\": {");
+		int k = 0;
+		for (int i = 0; i < g->params.n; i++) {
+			IrValue *p = g->params.v[i];
+			if (!p->grad)
+				continue;
+			fprintf(f, "%s\n    ", k++ ? "," : "");
+			json_str(f, p->name);
+			fprintf(f, ": ");
+			json_str(f, sanitize(ar, "grad_", p->name));
+		}
+		fprintf(f, "\n  }");
+	}
+	fprintf(f, "\n}\n");
+	int bad = ferror(f);
+	if (fclose(f) || bad || rename(tmp, path)) {
+		ir_error(c, IR_ERR_RUNTIME, "%s: write failed: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int write_results(IrCtx *c, IrGraph *g, IrInterp *ip, const char *dir, int with_grads)
+{
+	IrArena *ar = ir_arena_new();
+	int rc = make_dir(c, dir);
+	for (int i = 0; !rc && i < g->outputs.n; i++) {
+		IrValue *v = g->outputs.v[i];
+		rc = write_value(c, ip, ar, dir, sanitize(ar, "", v->name), v, v->name);
+	}
+	if (with_grads && !rc)
+		rc = write_value(c, ip, ar, dir, "loss.pb", g->loss, "loss");
+	for (int i = 0; with_grads && !rc && i < g->params.n; i++) {
+		IrValue *p = g->params.v[i];
+		if (p->grad)
+			rc = write_value(c, ip, ar, dir, sanitize(ar, "grad_", p->name), p->grad,
+					 p->name);
+	}
+	if (!rc)
+		rc = write_manifest(c, g, ar, dir, with_grads);
+	ir_arena_free(ar);
+	return rc;
+}
+
+static int read_tensors(IrCtx *c, IrArena *ar, const CliArgs *a, Loaded *in, FeInputShape *shapes)
+{
+	for (int i = 0; i < a->ninputs; i++) {
+		const char *fname;
+		if (fe_tensor_read(c, ar, a->input_file[i], &fname, &in[i].type, &in[i].data))
+			return -1;
+		in[i].name = a->input_name[i];
+		shapes[i].name = a->input_name[i];
+		shapes[i].rank = in[i].type->rank;
+		memcpy(shapes[i].dims, in[i].type->dims, sizeof shapes[i].dims);
+	}
+	return 0;
+}
+
+static int bind_inputs(IrCtx *c, IrGraph *g, IrInterp *ip, const Loaded *in, int n)
+{
+	for (int i = 0; i < g->inputs.n; i++) {
+		IrValue *v = g->inputs.v[i];
+		int found = 0;
+		for (int j = 0; j < n; j++) {
+			if (strcmp(in[j].name, v->name))
+				continue;
+			if (in[j].type != v->type) {
+				char x[128], y[128];
+				ir_error(c, IR_ERR_INPUT, "--input %s: the tensor is %s, the model "
+					 "needs %s", v->name, ir_type_str(in[j].type, 0, x, sizeof x),
+					 ir_type_str(v->type, 0, y, sizeof y));
+				return -1;
+			}
+			ir_interp_bind(ip, v, in[j].data);
+			found = 1;
+		}
+		if (!found) {
+			ir_error(c, IR_ERR_INPUT, "no --input given for the model input '%s'", v->name);
+			return -1;
+		}
+	}
+	for (int j = 0; j < n; j++)
+		if (!ir_graph_value(g, in[j].name) || ir_graph_value(g, in[j].name)->role != IR_ROLE_INPUT) {
+			ir_error(c, IR_ERR_INPUT, "--input %s: the model has no data input of that "
+				 "name", in[j].name);
+			return -1;
+		}
+	return 0;
+}
+
+static int run_tensors(int argc, char **argv, int with_grads)
+{
+	CliArgs a;
+	const char *cmd = with_grads ? "grad" : "eval";
+	int rc = parse_args(cmd, with_grads ? grad_help : eval_help,
+			    with_grads ? " --input --labels -o --recipe --backend --seed "
+				       : " --input -o --recipe --backend --seed ",
+			    argc, argv, &a);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	if (!a.out_dir)
+		return bad_usage(cmd, "missing -o DIR%s", "");
+	if (with_grads && !a.labels)
+		return bad_usage(cmd, "missing --labels FILE.pb%s", "");
+	IrCtx *c = ir_ctx_new();
+	IrArena *ar = ir_arena_new();
+	Loaded in[MAX_TENSOR_ARGS + 1];
+	FeInputShape shapes[MAX_TENSOR_ARGS];
+	IrGraph *g = NULL;
+	IrInterp *ip = NULL;
+	Loaded lab = {0};
+	a.po.train = with_grads;
+	if (read_tensors(c, ar, &a, in, shapes))
+		goto out;
+	if (with_grads) {
+		const char *lname;
+		if (fe_tensor_read(c, ar, a.labels, &lname, &lab.type, &lab.data))
+			goto out;
+		a.po.loss = lab.type->dt == IR_DT_I64 ? PASS_LOSS_XENT : PASS_LOSS_MSE;
+	}
+	if (!(g = load(c, &a, a.ninputs, shapes)))
+		goto out;
+	if (with_grads && lab.type != g->labels->type) {
+		char x[128], y[128];
+		ir_error(c, IR_ERR_INPUT, "--labels: the tensor is %s, the loss needs %s",
+			 ir_type_str(lab.type, 0, x, sizeof x), ir_type_str(g->labels->type, 0, y, sizeof y));
+		goto out;
+	}
+	if (!(ip = ir_interp_new(g, a.seed)))
+		goto out;
+	if (!with_grads)
+		ir_interp_set_onnx_semantics(ip, 1);
+	if (bind_inputs(c, g, ip, in, a.ninputs))
+		goto out;
+	if (with_grads)
+		ir_interp_bind(ip, g->labels, lab.data);
+	if (ir_interp_run(ip, with_grads ? IR_MODE_TRAIN : IR_MODE_EVAL)) {
+		ir_error(c, IR_ERR_RUNTIME, "%s", ir_interp_error(ip));
+		goto out;
+	}
+	write_results(c, g, ip, a.out_dir, with_grads);
+out:
+	rc = ir_error_count(c) ? fail(c) : 0;
+	ir_interp_free(ip);
+	ir_graph_free(g);
+	ir_arena_free(ar);
+	ir_ctx_free(c);
+	for (int i = 0; i < a.ninputs; i++)
+		free((char *)a.input_name[i]);
+	return rc;
+}
+
+static int cmd_grad(int argc, char **argv)
+{
+	return run_tensors(argc, argv, 1);
+}
+
+static int cmd_eval(int argc, char **argv)
+{
+	return run_tensors(argc, argv, 0);
+}
+
+const CliCommand cli_commands[] = {
+	{"train", cmd_train},
+	{"inspect", cmd_inspect},
+	{"grad", cmd_grad},
+	{"eval", cmd_eval},
+	{NULL, NULL},
+};

@@ -1,0 +1,384 @@
+/* ir.h: the one IR header: types, values, nodes, graphs, and every ir/ module's entry points.
+ *
+ * The IR is a graph of nodes in SSA form. Values are tensors with a static shape and an
+ * interned type (dtype, and for LNS the format). Ops are declared once in ops.def; each stage
+ * keeps its hooks in a table indexed by IrOp. Memory belongs to arenas by lifetime: the
+ * context's (types, diagnostics) and each graph's (nodes, values, names, initial data).
+ * User errors (a bad model, a bad input) go to the context's diagnostics with a status;
+ * broken invariants are asserts.
+ */
+#ifndef LNSC_IR_H
+#define LNSC_IR_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ir/lns.h"
+
+enum { IR_MAX_RANK = 8, IR_MAX_IN = 64, IR_MAX_DIM = (int64_t)1 << 40 };
+#define IR_MAX_NUMEL ((int64_t)1 << 34) /* 16 Gi elements: anything larger is absurd here */
+
+/* ---- status codes (also the CLI's exit codes) ---- */
+typedef enum {
+	IR_OK = 0,
+	IR_ERR_RUNTIME = 1,     /* numeric error, I/O failure while running */
+	IR_ERR_INPUT = 2,       /* malformed model or input, bad usage */
+	IR_ERR_UNSUPPORTED = 3, /* valid ONNX outside what lnsc supports */
+} IrStatus;
+
+/* ---- arenas (ir/arena.c) ---- */
+typedef struct IrArena IrArena;
+IrArena *ir_arena_new(void);
+void ir_arena_free(IrArena *a);
+void *ir_arena_alloc(IrArena *a, size_t n); /* zeroed, 16-byte aligned; aborts only on OOM */
+char *ir_arena_strdup(IrArena *a, const char *s);
+char *ir_arena_printf(IrArena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Growable array of pointers (malloc'd; owner frees with ir_vec_free). */
+typedef struct IrVec {
+	void **v;
+	int n, cap;
+} IrVec;
+void ir_vec_push(IrVec *vec, void *p);
+void ir_vec_free(IrVec *vec);
+
+/* ---- dtypes and interned types (ir/type.c) ---- */
+typedef enum {
+	IR_DT_F32, IR_DT_F64, IR_DT_F16, IR_DT_I8, IR_DT_I16, IR_DT_I32, IR_DT_I64,
+	IR_DT_U8, IR_DT_U16, IR_DT_U32, IR_DT_U64, IR_DT_BOOL, IR_DT_LNS, IR_DT_COUNT
+} IrDType;
+
+typedef struct IrType {
+	IrDType dt;
+	LnsFormat fmt; /* dt == IR_DT_LNS only; zero otherwise */
+	int rank;
+	int64_t dims[IR_MAX_RANK];
+	int64_t numel;
+	uint32_t hash;
+	struct IrType *next; /* intern chain */
+} IrType;
+
+size_t ir_dtype_size(IrDType dt); /* bytes per element; LNS: use ir_type_elem_size */
+const char *ir_dtype_name(IrDType dt);
+int ir_dtype_parse(const char *s, IrDType *out);
+int ir_dtype_is_float(IrDType dt); /* f32 f64 f16 lns */
+size_t ir_type_elem_size(const IrType *t);
+size_t ir_type_bytes(const IrType *t);
+/* "f32[64,784]", "lns8g8[64,256]"; full=1 prints the whole LNS format (rounding, scale). */
+char *ir_type_str(const IrType *t, int full, char *buf, size_t n);
+
+typedef struct IrCtx IrCtx;
+/* Interned: equal types are the same pointer. Returns NULL (and a diagnostic) for an absurd
+ * shape: rank > IR_MAX_RANK, a negative dim, or numel > IR_MAX_NUMEL. */
+const IrType *ir_type(IrCtx *c, IrDType dt, int rank, const int64_t *dims);
+const IrType *ir_type_lns(IrCtx *c, LnsFormat f, int rank, const int64_t *dims);
+const IrType *ir_type_f32_like(IrCtx *c, const IrType *t); /* same shape, f32 */
+const IrType *ir_type_with_dtype(IrCtx *c, const IrType *t, IrDType dt);
+const IrType *ir_type_with_format(IrCtx *c, const IrType *t, LnsFormat f);
+const IrType *ir_type_with_shape(IrCtx *c, const IrType *t, int rank, const int64_t *dims);
+int ir_type_same_shape(const IrType *a, const IrType *b);
+
+/* ---- ops (ir/ops.c; the table is ops.def) ---- */
+typedef enum {
+#define X(id, name, mi, ma, no, attr, fl) IR_OP_##id,
+#include "ir/ops.def"
+#undef X
+	IR_OP_COUNT
+} IrOp;
+
+enum {
+	IR_OPF_ONNX = 1u << 0,
+	IR_OPF_EW = 1u << 1,
+	IR_OPF_BCAST = 1u << 2,
+	IR_OPF_COMMUT = 1u << 3,
+	IR_OPF_CODE_EXACT = 1u << 4,
+	IR_OPF_MOVE = 1u << 5,
+	IR_OPF_RAW = 1u << 6,
+	IR_OPF_UPDATE = 1u << 7,
+	IR_OPF_GEMM = 1u << 8,
+	IR_OPF_NOGRAD = 1u << 9,
+};
+
+typedef enum {
+	IR_ATTR_NONE, IR_ATTR_GEMM, IR_ATTR_ALPHA, IR_ATTR_AXIS, IR_ATTR_PERM, IR_ATTR_AXES,
+	IR_ATTR_SHAPE, IR_ATTR_CAST, IR_ATTR_DROPOUT, IR_ATTR_SLICE, IR_ATTR_OPT
+} IrAttrKind;
+
+typedef struct IrOpInfo {
+	const char *name;
+	int min_in, max_in, nout;
+	IrAttrKind attr;
+	unsigned flags;
+} IrOpInfo;
+
+extern const IrOpInfo ir_op_info[IR_OP_COUNT];
+const char *ir_op_name(IrOp op);
+int ir_op_lookup(const char *name, IrOp *out); /* by ONNX / internal name; 0 if found */
+static inline int ir_op_has(IrOp op, unsigned f)
+{
+	return (ir_op_info[op].flags & f) != 0;
+}
+
+/* ---- typed attributes, one struct per kind ---- */
+typedef struct { float alpha, beta; int trans_a, trans_b; } IrAttrGemm;
+typedef struct { float alpha; } IrAttrAlpha;
+/* axis is normalised (>= 0). legacy: the opset < 13 Softmax/LogSoftmax semantics (coerce the
+ * input to 2-D at axis: normalise over all dims >= axis). */
+typedef struct { int axis; int legacy; } IrAttrAxis;
+typedef struct { int n; int perm[IR_MAX_RANK]; } IrAttrPerm;
+typedef struct { int n; int axes[IR_MAX_RANK]; } IrAttrAxes; /* sorted, normalised */
+typedef struct { int rank; int64_t dims[IR_MAX_RANK]; } IrAttrShape; /* resolved: no 0, -1 */
+typedef struct { IrDType to; } IrAttrCast;
+/* training: the ONNX model asks for training-mode dropout (training_mode input true). The
+ * train step always applies dropout; the eval step applies it only when the interpreter was
+ * asked for ONNX inference semantics (lnsc eval) and training is set. */
+typedef struct { float ratio; int training; } IrAttrDropout;
+typedef struct { int axis; int64_t start, end; } IrAttrSlice;
+/* Optimizer hyper-parameters (Madam, SGD, Adam). */
+typedef struct {
+	float lr, beta1, beta2, eps, momentum, weight_decay, p_scale, g_bound;
+} IrAttrOpt;
+
+typedef union IrAttrs {
+	IrAttrGemm gemm;
+	IrAttrAlpha alpha;
+	IrAttrAxis axis;
+	IrAttrPerm perm;
+	IrAttrAxes axes;
+	IrAttrShape shape;
+	IrAttrCast cast;
+	IrAttrDropout dropout;
+	IrAttrSlice slice;
+	IrAttrOpt opt;
+} IrAttrs;
+
+/* ---- values, nodes, graphs (ir/graph.c) ---- */
+typedef enum {
+	IR_ROLE_INPUT,  /* data input fed each step */
+	IR_ROLE_LABEL,  /* labels fed each step */
+	IR_ROLE_PARAM,  /* trainable parameter (state) */
+	IR_ROLE_CONST,  /* constant data */
+	IR_ROLE_ACT,    /* activation (forward intermediate or output) */
+	IR_ROLE_GRAD,   /* activation gradient */
+	IR_ROLE_PGRAD,  /* parameter gradient */
+	IR_ROLE_STATE,  /* optimizer state */
+	IR_ROLE_LOSS,   /* the scalar loss */
+	IR_ROLE_COUNT
+} IrRole;
+const char *ir_role_name(IrRole r);
+int ir_role_parse(const char *s, IrRole *out);
+
+typedef enum { IR_PHASE_FWD, IR_PHASE_LOSS, IR_PHASE_BWD, IR_PHASE_UPDATE } IrPhase;
+const char *ir_phase_name(IrPhase p);
+
+/* Where the plan put a value. */
+typedef enum { IR_AREA_NONE, IR_AREA_STATE, IR_AREA_SCRATCH, IR_AREA_CONST, IR_AREA_IO } IrArea;
+typedef struct IrLoc {
+	IrArea area;
+	size_t offset, bytes;
+	int64_t scale_off; /* offset of this value's LnsScaleState in the state blob, or -1 */
+} IrLoc;
+
+typedef struct IrNode IrNode;
+typedef struct IrValue {
+	int id;
+	const char *name;
+	const IrType *type;
+	IrRole role;
+	IrNode *def;               /* producing node, or NULL */
+	int def_out;               /* output index in def */
+	void *init;                /* PARAM/CONST data: f32 for float values, else init_type dtype */
+	const IrType *init_type;   /* type of *init */
+	struct IrValue *grad;      /* autodiff: gradient of this value */
+	struct IrValue *param;     /* PGRAD/STATE: the parameter it belongs to */
+	int nuses;
+	int is_output;             /* a graph output */
+	IrLoc loc;
+} IrValue;
+
+struct IrNode {
+	int id;
+	IrOp op;
+	const char *name;
+	IrPhase phase;
+	int nin, nout;
+	IrValue **in;
+	IrValue **out;
+	IrAttrs attr;
+};
+
+/* The memory plan (passes/plan.c): two blobs per model. The state blob holds params in their
+ * storage format, optimizer state and every LNS value's LnsScaleState; the scratch arena holds
+ * everything a step computes, at offsets reused by liveness. No allocation inside a step. */
+typedef struct IrPlan {
+	size_t state_bytes;
+	size_t scratch_bytes;
+	int first_loss, first_bwd, first_update; /* node indices where the phases start */
+} IrPlan;
+
+typedef struct IrGraph {
+	IrCtx *ctx;
+	IrArena *arena;
+	const char *name;
+	const char *source; /* file the graph came from, for diagnostics */
+	int opset;
+	IrVec nodes;  /* IrNode*, in a valid topological order after each pass */
+	IrVec values; /* IrValue*, id = index */
+	IrVec inputs, outputs, params;
+	IrValue *labels, *loss;
+	IrPlan *plan;
+	struct IrNameTab *names; /* value name -> value (graph.c) */
+	int next_node_id;
+} IrGraph;
+
+IrGraph *ir_graph_new(IrCtx *c, const char *name, const char *source);
+void ir_graph_free(IrGraph *g);
+IrValue *ir_graph_value(const IrGraph *g, const char *name); /* by name, or NULL */
+#define IR_NODE(g, i) ((IrNode *)(g)->nodes.v[i])
+#define IR_VALUE(g, i) ((IrValue *)(g)->values.v[i])
+
+/* A value with no producer (input, label, param, const, state). Names are unique per graph;
+ * a clash is an error (NULL). init (may be NULL) is copied into the graph arena. */
+IrValue *ir_value_new(IrGraph *g, const char *name, const IrType *t, IrRole role,
+		      const void *init, const IrType *init_type);
+/* A fresh unique name built from a prefix ("grad/fc1.weight", "grad/fc1.weight.1", ...). */
+const char *ir_unique_name(IrGraph *g, const char *prefix);
+
+/* Builders. ir_build runs the op's shape inference; an ill-typed node is not built: it reports
+ * a diagnostic naming the node and returns NULL. out_names may be NULL (fresh names from the
+ * node name). Output values get role ACT; callers adjust. The node is appended. */
+IrNode *ir_build(IrGraph *g, IrOp op, const char *name, int nin, IrValue *const *in,
+		 const IrAttrs *attr, const char *const *out_names);
+IrValue *ir_build1(IrGraph *g, IrOp op, const char *name, int nin, IrValue *const *in,
+		   const IrAttrs *attr);
+/* Replace every use of `from` by `to` in nodes at index >= first (types must match shape). */
+void ir_replace_uses(IrGraph *g, IrValue *from, IrValue *to, int first);
+/* Insert an already-built node (last in g->nodes) at position pos instead. */
+void ir_move_last_node(IrGraph *g, int pos);
+/* Drop nodes whose outputs are unused and not graph outputs (UPDATE nodes are kept). */
+void ir_remove_dead(IrGraph *g);
+void ir_recount_uses(IrGraph *g);
+/* Re-sort g->nodes topologically (stable). Returns -1 and a diagnostic on a cycle. */
+int ir_toposort(IrGraph *g);
+
+/* ---- context and diagnostics (ir/ctx.c) ---- */
+IrCtx *ir_ctx_new(void);
+void ir_ctx_free(IrCtx *c);
+IrArena *ir_ctx_arena(IrCtx *c);
+/* Diagnostics: each has a status; printing shows them in order. */
+void ir_error(IrCtx *c, IrStatus st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void ir_verror(IrCtx *c, IrStatus st, const char *fmt, va_list ap);
+/* "<source>: node '<name>' (<Op>): <message>" */
+void ir_node_error(IrGraph *g, const IrNode *n, IrStatus st, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+int ir_error_count(const IrCtx *c);
+IrStatus ir_error_status(const IrCtx *c); /* the most serious: INPUT > UNSUPPORTED > RUNTIME */
+void ir_diag_print(const IrCtx *c, FILE *f);
+const char *ir_diag_text(const IrCtx *c); /* all messages joined by newlines (ctx arena) */
+void ir_diag_clear(IrCtx *c);
+
+/* ---- shape inference (ir/infer.c) ---- */
+/* Computes the output types of n from its inputs and attributes. Compute ops accept f32 or lns
+ * inputs and produce f32; data-movement ops keep the input's dtype (and LNS format). Reports a
+ * diagnostic and returns -1 when the node is ill-typed. */
+typedef int (*IrInferFn)(IrGraph *g, IrNode *n, const IrType **out);
+extern const IrInferFn ir_infer_table[IR_OP_COUNT];
+int ir_infer_node(IrGraph *g, IrNode *n, const IrType **out);
+/* Multidirectional (numpy) broadcast of two shapes; -1 if incompatible. */
+int ir_broadcast_shape(int ra, const int64_t *a, int rb, const int64_t *b, int *rout,
+		       int64_t *out);
+
+/* ---- verifier (ir/verify.c) ---- */
+/* SSA, def-before-use, arity, attribute sanity, types equal to re-inference (up to the LNS
+ * formats the precision pass assigns), roles. Returns 0 or -1 with diagnostics. */
+int ir_verify(IrGraph *g);
+/* Attribute sanity of one node against its input types (perm a permutation of the input rank,
+ * axes sorted and in range, ratio in [0,1), ...). n->in[] must be non-NULL. Returns 0, or -1
+ * with a message in msg. The parser runs it before building, so inference never sees a bad
+ * attribute. */
+int ir_verify_attrs(const IrNode *n, char *msg, size_t len);
+/* Whether a value of type have may carry the output type inference gives (want): the same
+ * type, or the same shape with another float encoding (f32 or any LNS format), which is how
+ * the precision pass assigns formats: the producer encodes. */
+int ir_verify_type_ok(const IrType *have, const IrType *want);
+
+/* ---- textual form (ir/print.c, ir/parse.c; the grammar is at the top of print.c) ---- */
+void ir_print(FILE *f, const IrGraph *g);
+char *ir_print_str(const IrGraph *g); /* malloc'd */
+/* Parses the textual form; NULL with diagnostics on error ("<fname>:<line>: ..."). */
+IrGraph *ir_parse(IrCtx *c, const char *text, const char *fname);
+/* Prints "=== after <pass> ===" and the graph to stderr when LNSC_DUMP (comma-separated pass
+ * names, or "all") names the pass. */
+void ir_dump_pass(const IrGraph *g, const char *pass);
+/* The role a node output has unless the text says otherwise: act, loss, grad, act by phase. */
+IrRole ir_phase_role(IrPhase p);
+/* The fields of each attribute kind, in printed order; print, parse and tests walk it. */
+typedef enum {
+	IR_AF_FLOAT, IR_AF_INT, IR_AF_I64, IR_AF_INTS, IR_AF_I64S, IR_AF_DTYPE
+} IrAttrFieldType;
+typedef struct IrAttrField {
+	const char *name;
+	IrAttrFieldType type;
+	size_t off;   /* of the field (the array for lists) in IrAttrs */
+	size_t n_off; /* lists: of the int element count */
+} IrAttrField;
+const IrAttrField *ir_attr_fields(IrAttrKind k, int *n);
+
+/* ---- interpreter: the reference backend (ir/interp.c, ir/interp_ops.c) ---- */
+typedef struct IrTensor {
+	const IrType *type;
+	void *data;
+	int32_t k; /* LNS scale offset (valid for dt == IR_DT_LNS) */
+} IrTensor;
+
+typedef struct IrInterp IrInterp;
+
+/* Per-node kernel. Inputs that are LNS are decoded to f32 by the executor before the call and
+ * LNS outputs are encoded after, unless the op is RAW or a data move on codes; so kernels of
+ * compute ops see f32 tensors only. Returns 0, or -1 after ir_interp_fail(). */
+typedef int (*IrInterpFn)(IrInterp *ip, const IrNode *n, const IrTensor *in, IrTensor *out);
+extern const IrInterpFn ir_interp_table[IR_OP_COUNT];
+
+typedef enum { IR_MODE_TRAIN, IR_MODE_EVAL } IrMode;
+typedef struct IrInterpStats {
+	uint64_t n_sat, n_unf, n_total;
+	float amax;
+} IrInterpStats;
+
+/* Creates an interpreter for a planned graph (pass_plan done): allocates the state blob and
+ * scratch arena once, and runs the init step (params encoded per their format, optimizer state
+ * zeroed, Madam init). NULL with diagnostics on failure. */
+IrInterp *ir_interp_new(IrGraph *g, uint64_t seed);
+/* lnsc eval: Dropout nodes whose ONNX training_mode is true apply dropout in EVAL too. */
+void ir_interp_set_onnx_semantics(IrInterp *ip, int on);
+void ir_interp_free(IrInterp *ip);
+/* Bind a caller buffer for an INPUT or LABEL value (dtype of the value; f32 for inputs). */
+int ir_interp_bind(IrInterp *ip, const IrValue *v, const void *data);
+/* One step: TRAIN runs every phase and advances the step counter; EVAL runs the forward phase
+ * (and the loss if labels are bound) without touching training state. Returns 0 or -1 with
+ * the error in ir_interp_error (names the tensor and step for numeric errors). */
+int ir_interp_run(IrInterp *ip, IrMode mode);
+const char *ir_interp_error(const IrInterp *ip);
+/* Read a value after a step, decoded to f32 (or copied for non-float dtypes) into out
+ * (numel elements). Returns -1 if the value is not live after the step (scratch reused). */
+int ir_interp_read(IrInterp *ip, const IrValue *v, void *out);
+/* Raw access to a value's storage and scale state (tests, telemetry, checkpoints). */
+void *ir_interp_data(IrInterp *ip, const IrValue *v);
+LnsScaleState *ir_interp_scale(IrInterp *ip, const IrValue *v);
+uint32_t ir_interp_step(const IrInterp *ip);
+void ir_interp_set_step(IrInterp *ip, uint32_t step);
+/* Kernel helpers. */
+void ir_interp_fail(IrInterp *ip, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+IrMode ir_interp_mode(const IrInterp *ip);
+uint32_t ir_interp_rng_key(const IrInterp *ip, const IrValue *v); /* (seed, step, value id) */
+
+/* Evaluate a node on constant inputs (canon's constant folding). Outputs are allocated in the
+ * graph arena. Returns 0 or -1 with a diagnostic. */
+int ir_interp_fold(IrGraph *g, const IrNode *n, IrTensor *out);
+
+/* Start-up self-check: names every op missing a hook it needs in the ir tables. */
+int ir_ops_check(IrCtx *c);
+
+#endif
