@@ -96,8 +96,8 @@ const char *ir_unique_name(IrGraph *g, const char *prefix)
 	if (!ir_graph_value(g, prefix))
 		return ir_arena_strdup(g->arena, prefix);
 	for (int i = 1;; i++) {
-		char buf[512];
-		snprintf(buf, sizeof buf, "%s.%d", prefix, i);
+		char buf[600];
+		snprintf(buf, sizeof buf, "%.500s.%d", prefix, i);
 		if (!ir_graph_value(g, buf))
 			return ir_arena_strdup(g->arena, buf);
 	}

@@ -17,7 +17,8 @@
 
 #include "ir/lns.h"
 
-enum { IR_MAX_RANK = 8, IR_MAX_IN = 64, IR_MAX_DIM = (int64_t)1 << 40 };
+enum { IR_MAX_RANK = 8, IR_MAX_IN = 64 };
+#define IR_MAX_DIM ((int64_t)1 << 40)
 #define IR_MAX_NUMEL ((int64_t)1 << 34) /* 16 Gi elements: anything larger is absurd here */
 
 /* ---- status codes (also the CLI's exit codes) ---- */
@@ -353,6 +354,7 @@ typedef struct IrInterpStats {
 IrInterp *ir_interp_new(IrGraph *g, uint64_t seed);
 /* lnsc eval: Dropout nodes whose ONNX training_mode is true apply dropout in EVAL too. */
 void ir_interp_set_onnx_semantics(IrInterp *ip, int on);
+int ir_interp_onnx_semantics(const IrInterp *ip);
 void ir_interp_free(IrInterp *ip);
 /* Bind a caller buffer for an INPUT or LABEL value (dtype of the value; f32 for inputs). */
 int ir_interp_bind(IrInterp *ip, const IrValue *v, const void *data);
@@ -369,10 +371,30 @@ void *ir_interp_data(IrInterp *ip, const IrValue *v);
 LnsScaleState *ir_interp_scale(IrInterp *ip, const IrValue *v);
 uint32_t ir_interp_step(const IrInterp *ip);
 void ir_interp_set_step(IrInterp *ip, uint32_t step);
-/* Kernel helpers. */
+/* Counts of v's most recent encode in this interpreter (TRAIN or EVAL; the LnsScaleState
+ * accumulates TRAIN steps only). Returns -1 if v is not LNS-typed. */
+int ir_interp_stats(const IrInterp *ip, const IrValue *v, IrInterpStats *out);
+/* Kernel helpers. ir_interp_fail prefixes the message with the running node. */
 void ir_interp_fail(IrInterp *ip, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 IrMode ir_interp_mode(const IrInterp *ip);
 uint32_t ir_interp_rng_key(const IrInterp *ip, const IrValue *v); /* (seed, step, value id) */
+/* Kernel scratch: preallocated by the executor and reset before each node, so a step never
+ * allocates. A kernel may take, in pieces of any size (each 64-byte aligned), up to 4 bytes
+ * per element of each input plus 8 bytes per element of each output (the bound the executor
+ * sizes the buffer by). Returns NULL after ir_interp_fail() past that bound (a kernel bug). */
+void *ir_interp_scratch(IrInterp *ip, size_t bytes);
+/* 0 if x[0..n) is finite; else -1 after failing with "numeric error: tensor '<v>' (node
+ * '<node>', <Op>) has NaN/Inf at step <t>" (NaN and Inf never enter a tensor: LNS.md 3). */
+int ir_interp_check_finite(IrInterp *ip, const IrValue *v, const float *x, size_t n);
+
+/* The state blob opens with this header (passes/plan.c reserves IR_STATE_HEADER_BYTES), so
+ * the step counter and the seed travel with the parameters and a checkpoint resumes exactly. */
+typedef struct IrStateHeader {
+	uint64_t seed;
+	uint32_t step; /* TRAIN steps taken; the running step is 1-based */
+	uint32_t pad;
+} IrStateHeader;
+enum { IR_STATE_HEADER_BYTES = 64 };
 
 /* Evaluate a node on constant inputs (canon's constant folding). Outputs are allocated in the
  * graph arena. Returns 0 or -1 with a diagnostic. */

@@ -343,7 +343,7 @@ int32_t lns_ceil_log(int log2g, float a)
 /* ---- encode ---- */
 
 /* LUQ underflow: the smallest level L with probability |x| / L, else zero. */
-static uint32_t underflow_sr(LnsFormat f, int32_t k, int sign, float ax, uint32_t rnd)
+static NOINLINE uint32_t underflow_sr(LnsFormat f, int32_t k, int sign, float ax, uint32_t rnd)
 {
 	float L = lns_pow2_e(f.log2g, clamp_e((int64_t)k + 1));
 	return lns_rng_unit(rnd) < ax / L ? lns_word(f, sign, 1) : 0;
@@ -374,7 +374,7 @@ static inline uint32_t finish(LnsFormat f, int32_t k, int sign, int64_t m, float
 /* Stochastic rounding between the decoded levels lo = pow2_e(n0) <= ax < hi = pow2_e(n0 + 1):
  * up with probability p = (ax - lo) / (hi - lo). Both differences are exact (Sterbenz:
  * lo <= ax < hi <= 2 lo); hi = inf (top of fp32) gives p = 0. */
-static uint32_t encode_sr(LnsFormat f, int32_t k, int sign, float ax, uint32_t rnd, int *flags)
+static NOINLINE uint32_t encode_sr(LnsFormat f, int32_t k, int sign, float ax, uint32_t rnd, int *flags)
 {
 	int32_t n0 = lns_floor_log(f.log2g, ax);
 	if ((int64_t)n0 - k < 1 && f.underflow == LNS_UF_STOCHASTIC) {
@@ -387,38 +387,43 @@ static uint32_t encode_sr(LnsFormat f, int32_t k, int sign, float ax, uint32_t r
 	return finish(f, k, sign, m, ax, rnd, flags);
 }
 
-/* Everything but the common case (nearest, in range), kept out of line so that the fast path
- * stays small: it runs for every element of every encoded tensor. */
-static NOINLINE uint32_t encode_slow(LnsFormat f, int32_t k, uint32_t b, int64_t m, uint32_t rnd,
-				     int *flags)
+/* Any element (b: the fp32 bits of x), the general path. */
+static NOINLINE uint32_t encode_slow(LnsFormat f, int32_t k, uint32_t b, uint32_t rnd, int *fl)
 {
 	uint32_t ab = b & 0x7FFFFFFFu;
-	int fl = 0, sign = (int)(b >> 31);
-	uint32_t w = 0;
+	int sign = (int)(b >> 31);
+	*fl = 0;
 	if (ab == 0)
-		w = 0;
-	else if (f.round == LNS_ROUND_STOCHASTIC)
-		w = encode_sr(f, k, sign, bits_f(ab), rnd, &fl);
-	else
-		w = finish(f, k, sign, m, bits_f(ab), rnd, &fl);
-	if (flags)
-		*flags = fl;
-	return w;
+		return 0;
+	if (f.round == LNS_ROUND_STOCHASTIC)
+		return encode_sr(f, k, sign, bits_f(ab), rnd, fl);
+	return finish(f, k, sign, (int64_t)round_log(f.log2g, ab) - k, bits_f(ab), rnd, fl);
+}
+
+/* One element, inlined into the tensor loop: nearest rounding of a normal fp32 whose code is
+ * in range, saturates, or flushes to zero is done here with selects (the same rules as
+ * encode_slow, spelt out for speed); everything else goes out of line. */
+static inline uint32_t encode_one(LnsFormat f, int32_t k, uint32_t b, uint32_t rnd, int *fl)
+{
+	uint32_t ab = b & 0x7FFFFFFFu, frac = ab & 0x7FFFFFu;
+	int L = f.log2g, g = 1 << L;
+	int c = count_le(lns_tab_mid + (g - 1), lns_tab_mid_bucket + 2 * (g - 1), L, 0x3F800000u | frac);
+	int64_t m = ((int64_t)(ab >> 23) - 127) * g + c - k, M = lns_max_code(f);
+	int sat = m > M, unf = m < 1;
+	uint32_t w = ((b >> 31) << (f.bits - 1)) | (uint32_t)(sat ? M : m);
+	if (f.round != LNS_ROUND_NEAREST || ab < 0x800000u || (unf && f.underflow != LNS_UF_ZERO))
+		return encode_slow(f, k, b, rnd, fl);
+	*fl = sat ? LNS_F_SAT : unf ? LNS_F_UNF : 0;
+	return unf ? 0 : w;
 }
 
 uint32_t lns_encode(LnsFormat f, int32_t k, float x, uint32_t rnd, int *flags)
 {
-	uint32_t b = f_bits(x), ab = b & 0x7FFFFFFFu;
-	int64_t m = 0;
-	if (f.round != LNS_ROUND_STOCHASTIC && ab != 0) {
-		m = (int64_t)round_log(f.log2g, ab) - k;
-		if (m >= 1 && m <= lns_max_code(f)) {
-			if (flags)
-				*flags = 0;
-			return ((b >> 31) << (f.bits - 1)) | (uint32_t)m;
-		}
-	}
-	return encode_slow(f, k, b, m, rnd, flags);
+	int fl;
+	uint32_t w = encode_one(f, k, f_bits(x), rnd, &fl);
+	if (flags)
+		*flags = fl;
+	return w;
 }
 
 /* ---- scaling ---- */
@@ -464,14 +469,19 @@ void lns_scale_record(LnsScaleState *st, int32_t k, const LnsStats *s)
 int32_t lns_encode_tensor(LnsFormat f, LnsScaleState *st, const float *x, void *codes, size_t n,
 			  uint32_t rng_key, int record, LnsStats *stats)
 {
-	float amax = 0.0f;
-	for (size_t i = 0; i < n; i++)
-		amax = fmaxf(amax, fabsf(x[i]));
+	uint32_t abmax = 0; /* max |x| on the bit patterns (monotone for finite x) */
+	for (size_t i = 0; i < n; i++) {
+		uint32_t ab = f_bits(x[i]) & 0x7FFFFFFFu;
+		abmax = ab > abmax ? ab : abmax;
+	}
+	float amax = bits_f(abmax);
 	int32_t k = lns_scale_pick(f, st, amax);
 	LnsStats s = {0, 0, (uint64_t)n, amax};
+	int rng = f.round == LNS_ROUND_STOCHASTIC || f.underflow == LNS_UF_STOCHASTIC;
 	for (size_t i = 0; i < n; i++) {
 		int fl;
-		uint32_t w = lns_encode(f, k, x[i], lns_rng_bits(rng_key, (uint32_t)i), &fl);
+		uint32_t rnd = rng ? lns_rng_bits(rng_key, (uint32_t)i) : 0;
+		uint32_t w = encode_one(f, k, f_bits(x[i]), rnd, &fl);
 		lns_store(f, codes, i, w);
 		s.n_sat += (fl & LNS_F_SAT) != 0;
 		s.n_unf += (fl & LNS_F_UNF) != 0;

@@ -60,7 +60,7 @@ static IrAttrOpt adam_attrs(float lr)
 
 static IrAttrOpt sgd_attrs(const PassOptions *o)
 {
-	return (IrAttrOpt){.lr = o->lr > 0 ? o->lr : 0.01f, .momentum = o->momentum};
+	return (IrAttrOpt){.lr = o->lr > 0 ? o->lr : 0.02f, .momentum = o->momentum};
 }
 
 int pass_optimize(IrGraph *g, const PassOptions *o)

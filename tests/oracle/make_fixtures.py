@@ -41,7 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from onnx_torch import SUPPORTED_OPS, EvalError, Evaluator, onnx_opset  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FLOAT, DOUBLE, INT64, BOOL = TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.INT64, TensorProto.BOOL
+FLOAT, DOUBLE = TensorProto.FLOAT, TensorProto.DOUBLE
 
 
 def sanitize(name: str) -> str:
@@ -474,12 +474,12 @@ def validate(model: onnx.ModelProto, outputs: Dict[str, np.ndarray]) -> onnx.Mod
     inference, which must agree with those shapes."""
     for vi in model.graph.output:
         arr = outputs[vi.name]
-        elem = helper.np_dtype_to_tensor_dtype(arr.dtype) if hasattr(helper, "np_dtype_to_tensor_dtype") \
-            else onnx.mapping.NP_TYPE_TO_TENSOR_TYPE[arr.dtype]
+        elem = onnx.mapping.NP_TYPE_TO_TENSOR_TYPE[arr.dtype]
         if vi.type.tensor_type.HasField("shape") and len(vi.type.tensor_type.shape.dim):
             dims = [d.dim_value for d in vi.type.tensor_type.shape.dim]
             if all(d > 0 for d in dims) and dims != list(arr.shape):
-                raise AssertionError(f"output {vi.name}: declared {dims}, evaluated {list(arr.shape)}")
+                raise AssertionError(f"output {vi.name}: declared {dims}, "
+                                     f"evaluated {list(arr.shape)}")
             continue  # exported models declare their own shapes
         vi.CopyFrom(helper.make_tensor_value_info(vi.name, elem, list(arr.shape)))
     onnx.checker.check_model(model, full_check=True)
@@ -563,7 +563,8 @@ def selfcheck(node_dir: str) -> int:
             if vi.type.WhichOneof("value") != "tensor_type":
                 ok = False
                 break
-            feeds[vi.name] = numpy_helper.to_array(onnx.load_tensor(os.path.join(ds, f"input_{j}.pb")))
+            path = os.path.join(ds, f"input_{j}.pb")
+            feeds[vi.name] = numpy_helper.to_array(onnx.load_tensor(path))
         if not ok:
             nskip += 1
             continue
