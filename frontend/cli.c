@@ -26,7 +26,7 @@ typedef struct CliArgs {
 	const char *model;
 	const char *data, *metrics, *out_dir, *labels, *formats, *backend;
 	PassOptions po;
-	int epochs, progress, recipe_given;
+	int epochs, progress, recipe_given, telemetry;
 	int64_t batch, steps;
 	uint64_t seed;
 	int ninputs;
@@ -151,6 +151,10 @@ static int parse_args(const char *cmd, const char *help, const char *allowed, in
 			a->progress = 0;
 			continue;
 		}
+		if (!strcmp(arg, "--telemetry") && strstr(allowed, " --telemetry ")) {
+			a->telemetry = 1;
+			continue;
+		}
 		if (arg[0] != '-') {
 			if (a->model)
 				return bad_usage(cmd, "unexpected argument '%s'", arg);
@@ -266,10 +270,12 @@ static const char train_help[] =
 	"usage: lnsc train MODEL.onnx [--data fashion-mnist|DIR] [--recipe fp32|lns-madam]\n"
 	"                  [--epochs N] [--batch N] [--lr X] [--seed S] [--backend interp]\n"
 	"                  [--metrics FILE.csv] [--optimizer sgd|adam] [--momentum M]\n"
-	"                  [--formats FILE] [--steps N] [--no-progress]\n"
+	"                  [--formats FILE] [--steps N] [--no-progress] [--telemetry]\n"
 	"Trains on the dataset's training split; after each epoch prints the mean training loss,\n"
 	"the test loss and accuracy, and the time. --data DIR reads the four gzip IDX files of a\n"
-	"Fashion-MNIST/MNIST-style folder; the default is Debian's Fashion-MNIST.\n";
+	"Fashion-MNIST/MNIST-style folder; the default is Debian's Fashion-MNIST.\n"
+	"--telemetry prints, after training, each LNS tensor's scale offset and its saturation\n"
+	"and underflow counts.\n";
 
 typedef struct InterpTrainer {
 	IrInterp *ip;
@@ -319,6 +325,26 @@ static int train_checks(IrCtx *c, IrGraph *g, const char *model)
 	return 0;
 }
 
+/* Per-tensor LNS telemetry: scale offset in force, saturated and underflowed elements. */
+static void print_telemetry(IrGraph *g, IrInterp *ip)
+{
+	printf("\n# LNS telemetry after %u steps\n", ir_interp_step(ip));
+	printf("# %-40s %-8s %6s %14s %10s %14s %10s\n", "tensor", "format", "k", "saturated", "sat %",
+	       "underflowed", "unf %");
+	for (int i = 0; i < g->values.n; i++) {
+		IrValue *v = IR_VALUE(g, i);
+		LnsScaleState *st = v->type->dt == IR_DT_LNS ? ir_interp_scale(ip, v) : NULL;
+		if (!st)
+			continue;
+		char f[32];
+		double tot = st->n_total ? (double)st->n_total : 1.0;
+		printf("# %-40s %-8s %6d %14llu %10.4f %14llu %10.4f\n", v->name,
+		       lns_format_str(v->type->fmt, f, sizeof f), st->k, (unsigned long long)st->n_sat,
+		       100.0 * (double)st->n_sat / tot, (unsigned long long)st->n_unf,
+		       100.0 * (double)st->n_unf / tot);
+	}
+}
+
 static int run_training(IrCtx *c, IrGraph *g, const CliArgs *a)
 {
 	LnsrtDataset train = {0}, test = {0};
@@ -353,6 +379,8 @@ static int run_training(IrCtx *c, IrGraph *g, const CliArgs *a)
 	int rc = lnsrt_train(&tr, &train, &test, &to, &last, err, sizeof err);
 	if (rc)
 		fprintf(stderr, "lnsc: error: %s\n", err);
+	else if (a->telemetry)
+		print_telemetry(g, ip);
 	ir_interp_free(ip);
 	lnsrt_dataset_free(&train);
 	lnsrt_dataset_free(&test);
@@ -364,7 +392,7 @@ static int cmd_train(int argc, char **argv)
 	CliArgs a;
 	int rc = parse_args("train", train_help,
 			    " --data --recipe --epochs --batch --lr --seed --backend --metrics "
-			    "--optimizer --momentum --formats --steps ",
+			    "--optimizer --momentum --formats --steps --telemetry ",
 			    argc, argv, &a);
 	if (rc)
 		return rc < 0 ? 0 : rc;
@@ -649,7 +677,7 @@ static const char *lns_kernel(IrOp op)
 	if (f & IR_OPF_RAW)
 		return "decode, update, re-encode";
 	if (f & IR_OPF_CODE_EXACT)
-		return "exact on codes";
+		return "code-domain exact (LNS.md 4)";
 	if (f & IR_OPF_MOVE)
 		return "moves codes";
 	if (op == IR_OP_CONSTANT)

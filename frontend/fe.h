@@ -18,18 +18,31 @@ struct Onnx__TensorProto;
 struct Onnx__NodeProto;
 
 /* ---- import options and entry points (frontend/onnx.c) ---- */
+/* A decoded tensor: IR type (dtype and shape) and data in the IR dtype's layout (f16 as its
+ * 16 bits, bool as one byte 0/1), native byte order. */
+typedef struct FeConst {
+	const IrType *type;
+	const void *data;
+} FeConst;
+
 typedef struct FeInputShape {
 	const char *name;
 	int rank;
 	int64_t dims[IR_MAX_RANK];
+	/* The input's data when the caller has it (type NULL otherwise); its type must be the
+	 * model's dtype with the shape above. lnsc's shapes are static, so a known input that
+	 * some node reads as a constant (a Reshape shape, Squeeze axes, a Dropout ratio: the
+	 * hooks' const_in masks) becomes an IR_ROLE_CONST value with this data instead of an
+	 * input, listed in g->const_inputs. */
+	FeConst value;
 } FeInputShape;
 
 typedef struct FeOptions {
 	/* Value for a dynamic first dim (dim_param or missing) of data inputs; 0 = error if
 	 * dynamic. */
 	int64_t batch;
-	/* Explicit shapes for named inputs (from the tensors a user passes); override the model's.
-	 * Names that are not data inputs of the model are ignored. */
+	/* Explicit shapes (and data) for named inputs, from the tensors a user passes; override
+	 * the model's. Names that are not data inputs of the model are ignored. */
 	int nshapes;
 	const FeInputShape *shapes;
 } FeOptions;
@@ -40,18 +53,11 @@ IrGraph *fe_onnx_import(IrCtx *c, const char *path, const FeOptions *o);
 /* Start-up self-check: every IR_OPF_ONNX op has an import hook. 0, or -1 with diagnostics. */
 int fe_import_check(IrCtx *c);
 
-/* ---- constant tensors (frontend/tensor.c) ---- */
-/* A decoded tensor: IR type (dtype and shape) and data in the IR dtype's layout (f16 as its
- * 16 bits, bool as one byte 0/1), native byte order. */
-typedef struct FeConst {
-	const IrType *type;
-	const void *data;
-} FeConst;
-
+/* ---- constant tensors (frontend/tensor.c; FeConst is above) ---- */
 /* ONNX TensorProto.DataType <-> IR dtype. fe_dtype_from_onnx returns 0, or -1 for a dtype lnsc
  * does not support (string, bfloat16, complex, float8, int4, undefined). */
 int fe_dtype_from_onnx(int onnx_dt, IrDType *out);
-int fe_dtype_to_onnx(IrDType dt); /* 0 (UNDEFINED) for LNS */
+int fe_dtype_to_onnx(IrDType dt);            /* 0 (UNDEFINED) for LNS */
 const char *fe_onnx_dtype_name(int onnx_dt); /* "float", "bfloat16", "dtype 42" ... */
 
 /* Checks a shape read from a file: rank <= IR_MAX_RANK, 0 <= dim <= IR_MAX_DIM, numel <=
@@ -68,16 +74,16 @@ int fe_read_file(IrCtx *c, const char *path, uint8_t **buf, size_t *len);
  * folder external data must come from (a realpath), or NULL to refuse external data.
  * 0, or -1 with a diagnostic (IR_ERR_INPUT; IR_ERR_UNSUPPORTED for an unsupported dtype). */
 int fe_tensor_decode(IrCtx *c, IrArena *a, const struct Onnx__TensorProto *t, const char *what,
-		     const char *dir, FeConst *out);
+                     const char *dir, FeConst *out);
 
 /* Tensor files as onnx.numpy_helper writes them (a serialized TensorProto), used by the CLI's
  * `lnsc grad` / `lnsc eval`. fe_tensor_read: any supported dtype; name, type and data are
  * allocated in a (name is "" when the file has none). Errors name the file. Returns 0 or -1. */
-int fe_tensor_read(IrCtx *c, IrArena *a, const char *path, const char **name,
-		   const IrType **type, void **data);
+int fe_tensor_read(IrCtx *c, IrArena *a, const char *path, const char **name, const IrType **type,
+                   void **data);
 /* Writes raw_data little-endian; any dtype but LNS. Returns 0, or -1 with a diagnostic. */
 int fe_tensor_write(IrCtx *c, const char *path, const char *name, const IrType *type,
-		    const void *data);
+                    const void *data);
 
 /* ---- import hooks (frontend/onnx_ops.c) ---- */
 typedef struct FeImport FeImport; /* the importer's state (frontend/onnx.c) */
@@ -92,16 +98,17 @@ typedef struct FeNode {
 	const char *op_type; /* ONNX op type */
 	IrOp op;
 	int opset;
-	int nin;             /* inputs up to the last non-empty name */
+	int nin; /* inputs up to the last non-empty name */
 	IrValue *in[IR_MAX_IN];
-	const FeConst *cst[IR_MAX_IN]; /* data of constant inputs (initializer, Constant), or NULL */
+	/* data of constant inputs (initializer, Constant output), or NULL */
+	const FeConst *cst[IR_MAX_IN];
 } FeNode;
 
 typedef int (*FeImportFn)(FeNode *n);
 typedef struct FeOpImport {
 	FeImportFn fn;
 	/* Inputs read as constants (a Reshape shape, Squeeze axes, a Dropout ratio): bit i set
-	 * means input i is not a tensor the op computes on, so an FLOAT initializer used only
+	 * means input i is not a tensor the op computes on, so a FLOAT initializer used only
 	 * there is not a trainable parameter, and its dtype is not checked against f32. */
 	unsigned const_in;
 } FeOpImport;
@@ -110,7 +117,7 @@ extern const FeOpImport fe_import_table[IR_OP_COUNT];
 /* Helpers for hooks (frontend/onnx.c). */
 /* "<file>: node '<name>' (<OpType>): <message>" */
 void fe_node_error(const FeNode *n, IrStatus st, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Checks the number of inputs (present or not, up to the last non-empty) and that the first
  * `required` are present. 0, or -1 with an IR_ERR_INPUT diagnostic. */
 int fe_node_arity(const FeNode *n, int required, int max);
@@ -120,7 +127,7 @@ int fe_node_arity(const FeNode *n, int required, int max);
  * fe_attr_tensor decodes a TENSOR attribute (data lives until the import ends). */
 struct Onnx__AttributeProto;
 int fe_attr_find(const FeNode *n, const char *name, int type,
-		 const struct Onnx__AttributeProto **out);
+                 const struct Onnx__AttributeProto **out);
 int fe_attr_tensor(const FeNode *n, const char *name, FeConst *out);
 int fe_attr_int(const FeNode *n, const char *name, int64_t def, int64_t *out);
 int fe_attr_float(const FeNode *n, const char *name, float def, float *out);
@@ -128,6 +135,9 @@ int fe_attr_ints(const FeNode *n, const char *name, int max, int64_t *out, int *
 /* Integer values of constant input i (int64 or int32 tensor of rank <= 1), at most max.
  * 0, or -1 with a diagnostic (IR_ERR_UNSUPPORTED when the input is not a constant). */
 int fe_const_ints(const FeNode *n, int i, const char *what, int max, int64_t *out, int *count);
+/* Reports that input i, which the hook needs as a constant (`what`: "shape", "ratio"), is
+ * computed at run time (IR_ERR_UNSUPPORTED); for a graph input, says how to supply it. */
+void fe_dynamic_error(const FeNode *n, int i, const char *what);
 /* A name unused by the model and the graph, built from prefix. */
 const char *fe_fresh_name(FeNode *n, const char *prefix);
 /* Builds the node that produces the ONNX node's outputs: IR node named after the ONNX node,
@@ -135,7 +145,7 @@ const char *fe_fresh_name(FeNode *n, const char *prefix);
 int fe_emit(FeNode *n, IrOp op, int nin, IrValue *const *in, const IrAttrs *attr);
 /* An intermediate node of a lowering ("<node>/<suffix>", fresh output name). NULL on error. */
 IrValue *fe_emit_aux(FeNode *n, IrOp op, const char *suffix, int nin, IrValue *const *in,
-		     const IrAttrs *attr);
+                     const IrAttrs *attr);
 /* The Constant op: output 0 becomes an IR_ROLE_CONST value with this data (no node). */
 int fe_emit_const(FeNode *n, const IrType *t, const void *data);
 

@@ -15,6 +15,7 @@
  */
 #include "frontend/fe.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,8 @@ typedef struct Sym {
 	const char *name;
 	DefKind kind;
 	int index;    /* graph input, initializer or node index */
-	int data_use; /* some node computes on it, or it is a graph output */
+	int data_use;  /* some node computes on it, or it is a graph output */
+	int const_use; /* some node reads it as a constant (its hook's const_in mask) */
 	FeConst cst;  /* initializers and Constant outputs: the data (type NULL otherwise) */
 	IrValue *v;
 } Sym;
@@ -48,7 +50,7 @@ struct FeImport {
 	const char **node_name; /* per node, ONNX order */
 	IrOp *node_op;          /* per node; IR_OP_COUNT when unsupported */
 	int *order;             /* topological order of node indices */
-	int shapes_changed;     /* an input shape was overridden: declared output shapes may differ */
+	int shapes_changed; /* an input shape was overridden: declared output shapes may differ */
 };
 
 static const char *str(const char *s)
@@ -82,12 +84,14 @@ static Sym *sym_find(FeImport *im, const char *name)
 static const char *def_str(FeImport *im, const Sym *s)
 {
 	switch (s->kind) {
-	case DEF_INPUT: return "a graph input";
-	case DEF_INIT: return "an initializer";
+	case DEF_INPUT:
+		return "a graph input";
+	case DEF_INIT:
+		return "an initializer";
 	default: {
 		const Onnx__NodeProto *p = im->gp->node[s->index];
 		return ir_arena_printf(im->scratch, "node '%s' (%s)", im->node_name[s->index],
-				       str(p->op_type));
+		                       str(p->op_type));
 	}
 	}
 }
@@ -99,7 +103,7 @@ static Sym *sym_define(FeImport *im, const char *name, DefKind kind, int index)
 	Sym tmp = {.name = name, .kind = kind, .index = index};
 	if (*slot) {
 		ir_error(im->c, IR_ERR_INPUT, "%s: tensor '%s' is defined twice: by %s and by %s",
-			 im->path, name, def_str(im, *slot), def_str(im, &tmp));
+		         im->path, name, def_str(im, *slot), def_str(im, &tmp));
 		return NULL;
 	}
 	Sym *s = ir_arena_alloc(im->scratch, sizeof *s);
@@ -124,11 +128,12 @@ int fe_node_arity(const FeNode *n, int required, int max)
 {
 	if (n->nin < required || n->nin > max) {
 		if (required == max)
-			fe_node_error(n, IR_ERR_INPUT, "has %d inputs, expected %d at opset %d", n->nin,
-				      required, n->opset);
+			fe_node_error(n, IR_ERR_INPUT, "has %d inputs, expected %d at opset %d",
+			              n->nin, required, n->opset);
 		else
-			fe_node_error(n, IR_ERR_INPUT, "has %d inputs, expected %d to %d at opset %d",
-				      n->nin, required, max, n->opset);
+			fe_node_error(n, IR_ERR_INPUT,
+			              "has %d inputs, expected %d to %d at opset %d", n->nin,
+			              required, max, n->opset);
 		return -1;
 	}
 	for (int i = 0; i < required; i++)
@@ -142,21 +147,36 @@ int fe_node_arity(const FeNode *n, int required, int max)
 static const char *attr_type_name(int t)
 {
 	switch (t) {
-	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT: return "a float";
-	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT: return "an int";
-	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING: return "a string";
-	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR: return "a tensor";
-	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH: return "a graph";
-	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS: return "a list of floats";
-	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS: return "a list of ints";
-	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS: return "a list of strings";
-	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSORS: return "a list of tensors";
-	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPHS: return "a list of graphs";
-	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__SPARSE_TENSOR: return "a sparse tensor";
-	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__SPARSE_TENSORS: return "a list of sparse tensors";
-	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TYPE_PROTO: return "a type";
-	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TYPE_PROTOS: return "a list of types";
-	default: return "of no type";
+	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT:
+		return "a float";
+	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT:
+		return "an int";
+	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING:
+		return "a string";
+	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR:
+		return "a tensor";
+	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH:
+		return "a graph";
+	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS:
+		return "a list of floats";
+	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS:
+		return "a list of ints";
+	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS:
+		return "a list of strings";
+	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSORS:
+		return "a list of tensors";
+	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPHS:
+		return "a list of graphs";
+	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__SPARSE_TENSOR:
+		return "a sparse tensor";
+	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__SPARSE_TENSORS:
+		return "a list of sparse tensors";
+	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TYPE_PROTO:
+		return "a type";
+	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TYPE_PROTOS:
+		return "a list of types";
+	default:
+		return "of no type";
 	}
 }
 
@@ -193,8 +213,8 @@ int fe_attr_find(const FeNode *n, const char *name, int type, const Onnx__Attrib
 			continue;
 		int t = attr_type(a);
 		if (t != type) {
-			fe_node_error(n, IR_ERR_INPUT, "attribute '%s' must be %s, but it is %s", name,
-				      attr_type_name(type), attr_type_name(t));
+			fe_node_error(n, IR_ERR_INPUT, "attribute '%s' must be %s, but it is %s",
+			              name, attr_type_name(type), attr_type_name(t));
 			return -1;
 		}
 		*out = a;
@@ -227,11 +247,12 @@ int fe_attr_ints(const FeNode *n, const char *name, int max, int64_t *out, int *
 	if (r != 1)
 		return r;
 	if (a->n_ints > (size_t)max) {
-		fe_node_error(n, IR_ERR_INPUT, "attribute '%s' has %zu values, at most %d allowed", name,
-			      a->n_ints, max);
+		fe_node_error(n, IR_ERR_INPUT, "attribute '%s' has %zu values, at most %d allowed",
+		              name, a->n_ints, max);
 		return -1;
 	}
-	memcpy(out, a->ints, a->n_ints * sizeof(int64_t));
+	for (size_t i = 0; i < a->n_ints; i++)
+		out[i] = a->ints[i];
 	*count = (int)a->n_ints;
 	return 1;
 }
@@ -248,8 +269,21 @@ int fe_attr_tensor(const FeNode *n, const char *name, FeConst *out)
 	}
 	FeImport *im = n->imp;
 	const char *what = ir_arena_printf(im->scratch, "%s: node '%s' (%s): attribute '%s'",
-					   im->path, n->name, n->op_type, name);
+	                                   im->path, n->name, n->op_type, name);
 	return fe_tensor_decode(im->c, im->scratch, a->t, what, im->dir, out) ? -1 : 1;
+}
+
+void fe_dynamic_error(const FeNode *n, int i, const char *what)
+{
+	const char *tname = str(n->p->input[i]);
+	const Sym *s = sym_find(n->imp, tname);
+	fe_node_error(n, IR_ERR_UNSUPPORTED,
+	              "%s input '%s' is computed at run time: dynamic %s is not supported%s%s%s",
+	              what, tname, what,
+	              s && s->kind == DEF_INPUT ? " (it is a graph input: `lnsc eval/grad --input "
+	                                          : "",
+	              s && s->kind == DEF_INPUT ? tname : "",
+	              s && s->kind == DEF_INPUT ? "=FILE.pb` supplies its value)" : "");
 }
 
 int fe_const_ints(const FeNode *n, int i, const char *what, int max, int64_t *out, int *count)
@@ -257,24 +291,24 @@ int fe_const_ints(const FeNode *n, int i, const char *what, int max, int64_t *ou
 	const FeConst *k = n->cst[i];
 	const char *tname = str(n->p->input[i]);
 	if (!k) {
-		fe_node_error(n, IR_ERR_UNSUPPORTED,
-			      "%s input '%s' is computed at run time: dynamic %s is not supported", what,
-			      tname, what);
+		fe_dynamic_error(n, i, what);
 		return -1;
 	}
 	IrDType dt = k->type->dt;
 	if ((dt != IR_DT_I64 && dt != IR_DT_I32) || k->type->rank > 1) {
-		fe_node_error(n, IR_ERR_INPUT, "%s input '%s' must be a 1-D int64 tensor", what, tname);
+		fe_node_error(n, IR_ERR_INPUT, "%s input '%s' must be a 1-D int64 tensor", what,
+		              tname);
 		return -1;
 	}
 	if (k->type->numel > max) {
-		fe_node_error(n, IR_ERR_INPUT, "%s input '%s' has %" PRId64 " values, at most %d allowed",
-			      what, tname, k->type->numel, max);
+		fe_node_error(n, IR_ERR_INPUT,
+		              "%s input '%s' has %" PRId64 " values, at most %d allowed", what,
+		              tname, k->type->numel, max);
 		return -1;
 	}
 	for (int64_t j = 0; j < k->type->numel; j++)
-		out[j] = dt == IR_DT_I64 ? ((const int64_t *)k->data)[j]
-					 : ((const int32_t *)k->data)[j];
+		out[j] =
+		    dt == IR_DT_I64 ? ((const int64_t *)k->data)[j] : ((const int32_t *)k->data)[j];
 	*count = (int)k->type->numel;
 	return 0;
 }
@@ -294,7 +328,7 @@ const char *fe_fresh_name(FeNode *n, const char *prefix)
 }
 
 static int build(FeNode *n, IrOp op, const char *name, int nin, IrValue *const *in,
-		 const IrAttrs *attr, const char *const *out_names, IrNode **res)
+                 const IrAttrs *attr, const char *const *out_names, IrNode **res)
 {
 	IrAttrs zero;
 	if (!attr) {
@@ -318,8 +352,12 @@ int fe_emit(FeNode *n, IrOp op, int nin, IrValue *const *in, const IrAttrs *attr
 	for (int k = 0; k < nout; k++) {
 		if (k < (int)p->n_output && *p->output[k])
 			names[k] = p->output[k];
+		else if (op == IR_OP_DROPOUT && k == 1) /* the mask the IR node always has */
+			names[k] =
+			    fe_fresh_name(n, ir_arena_printf(im->scratch, "%s/mask", n->name));
 		else
-			names[k] = fe_fresh_name(n, ir_arena_printf(im->scratch, "%s/out%d", n->name, k));
+			names[k] =
+			    fe_fresh_name(n, ir_arena_printf(im->scratch, "%s/out%d", n->name, k));
 	}
 	IrNode *node;
 	if (build(n, op, n->name, nin, in, attr, names, &node))
@@ -331,7 +369,7 @@ int fe_emit(FeNode *n, IrOp op, int nin, IrValue *const *in, const IrAttrs *attr
 }
 
 IrValue *fe_emit_aux(FeNode *n, IrOp op, const char *suffix, int nin, IrValue *const *in,
-		     const IrAttrs *attr)
+                     const IrAttrs *attr)
 {
 	FeImport *im = n->imp;
 	const char *name = ir_arena_printf(im->g->arena, "%s/%s", n->name, suffix);
@@ -344,7 +382,7 @@ IrValue *fe_emit_aux(FeNode *n, IrOp op, const char *suffix, int nin, IrValue *c
 
 /* A value without producer (ir_value_new lists inputs and params in g->inputs / g->params). */
 static IrValue *add_value(FeImport *im, const char *name, const IrType *t, IrRole role,
-			  const void *data)
+                          const void *data)
 {
 	return ir_value_new(im->g, name, t, role, data, data ? t : NULL);
 }
@@ -352,8 +390,8 @@ static IrValue *add_value(FeImport *im, const char *name, const IrType *t, IrRol
 int fe_emit_const(FeNode *n, const IrType *t, const void *data)
 {
 	const Onnx__NodeProto *p = n->p;
-	const char *name = p->n_output > 0 && *p->output[0] ? p->output[0]
-							       : fe_fresh_name(n, n->name);
+	const char *name =
+	    p->n_output > 0 && *p->output[0] ? p->output[0] : fe_fresh_name(n, n->name);
 	IrValue *v = add_value(n->imp, name, t, IR_ROLE_CONST, data);
 	if (!v)
 		return -1;
@@ -379,15 +417,16 @@ static int read_opset(IrCtx *c, const char *path, const Onnx__ModelProto *m, int
 			break;
 		if (o->version < OPSET_MIN || o->version > OPSET_MAX) {
 			ir_error(c, IR_ERR_UNSUPPORTED,
-				 "%s: opset %" PRId64 " is not supported (lnsc supports opsets %d to %d)",
-				 path, o->version, OPSET_MIN, OPSET_MAX);
+			         "%s: opset %" PRId64
+			         " is not supported (lnsc supports opsets %d to %d)",
+			         path, o->version, OPSET_MIN, OPSET_MAX);
 			return -1;
 		}
 		*opset = (int)o->version;
 		return 0;
 	}
-	ir_error(c, IR_ERR_INPUT, "%s: the model imports no opset version of the default ONNX domain",
-		 path);
+	ir_error(c, IR_ERR_INPUT,
+	         "%s: the model imports no opset version of the default ONNX domain", path);
 	return -1;
 }
 
@@ -405,30 +444,32 @@ static void define_all(FeImport *im)
 	for (size_t j = 0; j < gp->n_node; j++) {
 		const Onnx__NodeProto *p = gp->node[j];
 		const char *op = *str(p->op_type) ? p->op_type : "node";
-		im->node_name[j] = *str(p->name) ? p->name
-						 : ir_arena_printf(im->g->arena, "%s_%zu", op, j);
+		im->node_name[j] =
+		    *str(p->name) ? p->name : ir_arena_printf(im->g->arena, "%s_%zu", op, j);
 	}
 
 	for (size_t i = 0; i < gp->n_initializer; i++) {
 		const Onnx__TensorProto *t = gp->initializer[i];
 		if (!*str(t->name)) {
-			ir_error(im->c, IR_ERR_INPUT, "%s: initializer #%zu has no name", im->path, i);
+			ir_error(im->c, IR_ERR_INPUT, "%s: initializer #%zu has no name", im->path,
+			         i);
 			continue;
 		}
 		Sym *s = sym_define(im, t->name, DEF_INIT, (int)i);
 		if (!s)
 			continue;
-		const char *what = ir_arena_printf(im->scratch, "%s: initializer '%s'", im->path,
-						   t->name);
+		const char *what =
+		    ir_arena_printf(im->scratch, "%s: initializer '%s'", im->path, t->name);
 		fe_tensor_decode(im->c, im->scratch, t, what, im->dir, &s->cst);
 	}
 	if (gp->n_sparse_initializer)
 		ir_error(im->c, IR_ERR_UNSUPPORTED, "%s: sparse initializers are not supported",
-			 im->path);
+		         im->path);
 	for (size_t i = 0; i < gp->n_input; i++) {
 		const char *name = str(gp->input[i]->name);
 		if (!*name) {
-			ir_error(im->c, IR_ERR_INPUT, "%s: graph input #%zu has no name", im->path, i);
+			ir_error(im->c, IR_ERR_INPUT, "%s: graph input #%zu has no name", im->path,
+			         i);
 			continue;
 		}
 		const Sym *s = sym_find(im, name);
@@ -458,7 +499,7 @@ static void resolve_ops(FeImport *im)
 		im->node_op[j] = IR_OP_COUNT;
 		if (!*ty) {
 			ir_error(im->c, IR_ERR_INPUT, "%s: node '%s' has no op_type", im->path,
-				 im->node_name[j]);
+			         im->node_name[j]);
 			continue;
 		}
 		int std = !*dom || !strcmp(dom, "ai.onnx");
@@ -467,13 +508,14 @@ static void resolve_ops(FeImport *im)
 			im->node_op[j] = op;
 			continue;
 		}
-		list = ir_arena_printf(im->scratch, "%s%snode '%s' (%s%s%s)", list, nbad ? ", " : "",
-				       im->node_name[j], std ? "" : dom, std ? "" : ".", ty);
+		list =
+		    ir_arena_printf(im->scratch, "%s%snode '%s' (%s%s%s)", list, nbad ? ", " : "",
+		                    im->node_name[j], std ? "" : dom, std ? "" : ".", ty);
 		nbad++;
 	}
 	if (nbad)
 		ir_error(im->c, IR_ERR_UNSUPPORTED, "%s: %d unsupported op%s: %s", im->path, nbad,
-			 nbad > 1 ? "s" : "", list);
+		         nbad > 1 ? "s" : "", list);
 }
 
 /* Every input of every node and every graph output names a defined tensor. */
@@ -483,26 +525,82 @@ static void check_refs(FeImport *im)
 	for (size_t j = 0; j < gp->n_node; j++) {
 		const Onnx__NodeProto *p = gp->node[j];
 		if (p->n_input > IR_MAX_IN) {
-			ir_error(im->c, IR_ERR_UNSUPPORTED, "%s: node '%s' (%s): %zu inputs, at most %d "
-				 "supported", im->path, im->node_name[j], str(p->op_type), p->n_input,
-				 IR_MAX_IN);
+			ir_error(im->c, IR_ERR_UNSUPPORTED,
+			         "%s: node '%s' (%s): %zu inputs, at most %d "
+			         "supported",
+			         im->path, im->node_name[j], str(p->op_type), p->n_input,
+			         IR_MAX_IN);
 			continue;
 		}
 		for (size_t i = 0; i < p->n_input; i++)
 			if (*p->input[i] && !sym_find(im, p->input[i]))
-				ir_error(im->c, IR_ERR_INPUT,
-					 "%s: node '%s' (%s): input '%s' is not defined by any node, "
-					 "initializer or graph input", im->path, im->node_name[j],
-					 str(p->op_type), p->input[i]);
+				ir_error(
+				    im->c, IR_ERR_INPUT,
+				    "%s: node '%s' (%s): input '%s' is not defined by any node, "
+				    "initializer or graph input",
+				    im->path, im->node_name[j], str(p->op_type), p->input[i]);
 	}
 	for (size_t i = 0; i < gp->n_output; i++) {
 		const char *name = str(gp->output[i]->name);
 		if (!*name)
-			ir_error(im->c, IR_ERR_INPUT, "%s: graph output #%zu has no name", im->path, i);
+			ir_error(im->c, IR_ERR_INPUT, "%s: graph output #%zu has no name", im->path,
+			         i);
 		else if (!sym_find(im, name))
 			ir_error(im->c, IR_ERR_INPUT,
-				 "%s: graph output '%s' is not produced by any node, initializer or input",
-				 im->path, name);
+			         "%s: graph output '%s' is not produced by any node, initializer "
+			         "or input",
+			         im->path, name);
+	}
+}
+
+/* A TypeProto as ONNX writes types ("optional(seq(tensor(float)))"), for messages. */
+static const char *type_str(FeImport *im, const Onnx__TypeProto *t, int depth)
+{
+	if (!t || depth > 8)
+		return "?";
+	switch (t->value_case) {
+	case ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE:
+		return ir_arena_printf(im->scratch, "tensor(%s)",
+		                       fe_onnx_dtype_name(t->tensor_type->elem_type));
+	case ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE:
+		return ir_arena_printf(im->scratch, "seq(%s)",
+		                       type_str(im, t->sequence_type->elem_type, depth + 1));
+	case ONNX__TYPE_PROTO__VALUE_MAP_TYPE:
+		return ir_arena_printf(im->scratch, "map(%s,%s)",
+		                       fe_onnx_dtype_name(t->map_type->key_type),
+		                       type_str(im, t->map_type->value_type, depth + 1));
+	case ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE:
+		return ir_arena_printf(im->scratch, "optional(%s)",
+		                       type_str(im, t->optional_type->elem_type, depth + 1));
+	case ONNX__TYPE_PROTO__VALUE_SPARSE_TENSOR_TYPE:
+		return ir_arena_printf(im->scratch, "sparse_tensor(%s)",
+		                       fe_onnx_dtype_name(t->sparse_tensor_type->elem_type));
+	default:
+		return "?";
+	}
+}
+
+/* Graph inputs (but initializers listed as inputs) and outputs are tensors: a sequence,
+ * map, optional or sparse tensor is unsupported, an input without type is malformed. */
+static void check_io_types(FeImport *im)
+{
+	const Onnx__GraphProto *gp = im->gp;
+	for (size_t k = 0; k < gp->n_input + gp->n_output; k++) {
+		int is_in = k < gp->n_input;
+		const Onnx__ValueInfoProto *vi = is_in ? gp->input[k] : gp->output[k - gp->n_input];
+		const Sym *s = sym_find(im, str(vi->name));
+		if (!*str(vi->name) || (is_in && (!s || s->kind != DEF_INPUT)))
+			continue;
+		const Onnx__TypeProto *t = vi->type;
+		int set = t && t->value_case != ONNX__TYPE_PROTO__VALUE__NOT_SET;
+		if (set && t->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE)
+			ir_error(im->c, IR_ERR_UNSUPPORTED,
+			         "%s: graph %s '%s' is %s: only tensor inputs and outputs are "
+			         "supported",
+			         im->path, is_in ? "input" : "output", vi->name, type_str(im, t, 0));
+		else if (is_in && !set)
+			ir_error(im->c, IR_ERR_INPUT, "%s: input '%s' has no type", im->path,
+			         vi->name);
 	}
 }
 
@@ -572,10 +670,10 @@ static void report_cycle(FeImport *im, const char *done)
 	for (int k = len - 1; k >= pos[u] && pos[u] >= 0; k--) {
 		int j = path[k];
 		list = ir_arena_printf(im->scratch, "%s%s'%s' (%s)", list, *list ? " -> " : "",
-				       im->node_name[j], str(im->gp->node[j]->op_type));
+		                       im->node_name[j], str(im->gp->node[j]->op_type));
 	}
 	ir_error(im->c, IR_ERR_INPUT, "%s: the graph has a cycle: %s -> '%s'", im->path, list,
-		 im->node_name[path[len - 1]]);
+	         im->node_name[path[len - 1]]);
 }
 
 /* Kahn's algorithm with a min-heap: the smallest ready index first (stable). */
@@ -630,9 +728,15 @@ static void mark_data_uses(FeImport *im)
 	for (size_t j = 0; j < gp->n_node; j++) {
 		const Onnx__NodeProto *p = gp->node[j];
 		unsigned mask = fe_import_table[im->node_op[j]].const_in;
-		for (size_t i = 0; i < p->n_input; i++)
-			if (*p->input[i] && !(i < 32 && (mask >> i & 1u)))
-				sym_find(im, p->input[i])->data_use = 1;
+		for (size_t i = 0; i < p->n_input; i++) {
+			if (!*p->input[i])
+				continue;
+			Sym *s = sym_find(im, p->input[i]);
+			if (i < 32 && (mask >> i & 1u))
+				s->const_use = 1;
+			else
+				s->data_use = 1;
+		}
 	}
 	for (size_t i = 0; i < gp->n_output; i++)
 		sym_find(im, gp->output[i]->name)->data_use = 1;
@@ -658,8 +762,8 @@ static const Onnx__TypeProto__Tensor *tensor_info(const Onnx__ValueInfoProto *vi
 
 /* The shape of a data input: the override, or the model's with the batch for a dynamic
  * first dim. 0 or -1. */
-static int input_shape(FeImport *im, const char *name, const Onnx__TypeProto__Tensor *tt,
-		       int *rank, int64_t *dims)
+static int input_shape(FeImport *im, const char *name, const Onnx__TypeProto__Tensor *tt, int *rank,
+                       int64_t *dims)
 {
 	const char *what = ir_arena_printf(im->scratch, "%s: input '%s'", im->path, name);
 	const Onnx__TensorShapeProto *sh = tt->shape;
@@ -671,13 +775,15 @@ static int input_shape(FeImport *im, const char *name, const Onnx__TypeProto__Te
 		memcpy(dims, ov->dims, (size_t)ov->rank * sizeof *dims);
 		int same = sh && (int)sh->n_dim == ov->rank;
 		for (int d = 0; same && d < ov->rank; d++)
-			same = sh->dim[d]->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE ||
+			same = sh->dim[d]->value_case !=
+			           ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE ||
 			       sh->dim[d]->dim_value == ov->dims[d];
 		im->shapes_changed |= !same;
 		return 0;
 	}
 	if (!sh) {
-		ir_error(im->c, IR_ERR_INPUT, "%s: the model gives no shape (pass one explicitly)", what);
+		ir_error(im->c, IR_ERR_INPUT, "%s: the model gives no shape (pass one explicitly)",
+		         what);
 		return -1;
 	}
 	if (sh->n_dim > IR_MAX_RANK)
@@ -688,27 +794,52 @@ static int input_shape(FeImport *im, const char *name, const Onnx__TypeProto__Te
 			dims[d] = dim->dim_value;
 			continue;
 		}
-		const char *param = dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM
-					    ? str(dim->dim_param) : "";
+		const char *param =
+		    dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM
+		        ? str(dim->dim_param)
+		        : "";
 		if (d == 0 && im->o && im->o->batch > 0) {
 			dims[0] = im->o->batch;
 			continue;
 		}
 		if (d == 0)
 			ir_error(im->c, IR_ERR_INPUT,
-				 "%s: the first dimension%s%s%s is dynamic: give a batch size", what,
-				 *param ? " '" : "", param, *param ? "'" : "");
+			         "%s: the first dimension%s%s%s is dynamic: give a batch size",
+			         what, *param ? " '" : "", param, *param ? "'" : "");
 		else
-			ir_error(im->c, IR_ERR_INPUT,
-				 "%s: dimension %zu%s%s%s is dynamic: pass the input's shape explicitly",
-				 what, d, *param ? " '" : "", param, *param ? "'" : "");
+			ir_error(
+			    im->c, IR_ERR_INPUT,
+			    "%s: dimension %zu%s%s%s is dynamic: pass the input's shape explicitly",
+			    what, d, *param ? " '" : "", param, *param ? "'" : "");
 		return -1;
 	}
 	*rank = (int)sh->n_dim;
 	return fe_check_dims(im->c, what, *rank, dims);
 }
 
-/* INPUT values for the graph inputs without initializer; PARAM/CONST for initializers. */
+/* A graph input whose data the caller gave and that some node reads as a constant: a CONST
+ * value with that data (the hooks see it in FeNode.cst), listed in g->const_inputs. */
+static void make_known_input(FeImport *im, Sym *s, const IrType *t, const FeConst *k)
+{
+	if (k->type->dt != t->dt || !ir_type_same_shape(k->type, t)) {
+		char a[128], b[128];
+		ir_error(im->c, IR_ERR_INPUT, "%s: input '%s': the data given is %s, the model needs %s",
+		         im->path, s->name, ir_type_str(k->type, 0, a, sizeof a),
+		         ir_type_str(t, 0, b, sizeof b));
+		return;
+	}
+	static const uint64_t none = 0; /* a 0-element tensor may come without data */
+	assert(k->data || t->numel == 0);
+	s->v = add_value(im, s->name, t, IR_ROLE_CONST, k->data ? k->data : &none);
+	if (!s->v)
+		return;
+	s->cst.type = t;
+	s->cst.data = s->v->init;
+	ir_vec_push(&im->g->const_inputs, s->v);
+}
+
+/* INPUT values for the graph inputs without initializer (CONST for those whose data the
+ * caller gave, when a node needs them as constants); PARAM/CONST for initializers. */
 static void make_values(FeImport *im)
 {
 	const Onnx__GraphProto *gp = im->gp;
@@ -720,20 +851,17 @@ static void make_values(FeImport *im)
 		const Onnx__TypeProto__Tensor *tt = tensor_info(vi);
 		int et = tt && tt->has_elem_type ? tt->elem_type : 0;
 		IrDType dt;
-		if (!tt) {
-			ir_error(im->c, vi->type ? IR_ERR_UNSUPPORTED : IR_ERR_INPUT,
-				 "%s: input '%s' %s", im->path, s->name,
-				 vi->type ? "is not a tensor (only tensors are supported)" : "has no type");
-			continue;
-		}
+		if (!tt)
+			continue; /* reported by check_io_types */
 		if (!et) {
-			ir_error(im->c, IR_ERR_INPUT, "%s: input '%s' has no element type", im->path,
-				 s->name);
+			ir_error(im->c, IR_ERR_INPUT, "%s: input '%s' has no element type",
+			         im->path, s->name);
 			continue;
 		}
 		if (fe_dtype_from_onnx(et, &dt)) {
-			ir_error(im->c, IR_ERR_UNSUPPORTED, "%s: input '%s': dtype %s is not supported",
-				 im->path, s->name, fe_onnx_dtype_name(et));
+			ir_error(im->c, IR_ERR_UNSUPPORTED,
+			         "%s: input '%s': dtype %s is not supported", im->path, s->name,
+			         fe_onnx_dtype_name(et));
 			continue;
 		}
 		int rank = 0;
@@ -741,15 +869,18 @@ static void make_values(FeImport *im)
 		if (input_shape(im, s->name, tt, &rank, dims))
 			continue;
 		const IrType *t = ir_type(im->c, dt, rank, dims);
-		if (t)
+		const FeInputShape *ov = shape_override(im, s->name);
+		if (t && ov && ov->value.type && s->const_use)
+			make_known_input(im, s, t, &ov->value);
+		else if (t)
 			s->v = add_value(im, s->name, t, IR_ROLE_INPUT, NULL);
 	}
 	for (size_t i = 0; i < gp->n_initializer; i++) {
 		Sym *s = sym_find(im, str(gp->initializer[i]->name));
 		if (!s || s->kind != DEF_INIT || s->index != (int)i || !s->cst.type)
 			continue;
-		IrRole role = s->cst.type->dt == IR_DT_F32 && s->data_use ? IR_ROLE_PARAM
-									     : IR_ROLE_CONST;
+		IrRole role =
+		    s->cst.type->dt == IR_DT_F32 && s->data_use ? IR_ROLE_PARAM : IR_ROLE_CONST;
 		s->v = add_value(im, s->name, s->cst.type, role, s->cst.data);
 	}
 }
@@ -761,10 +892,10 @@ static int check_dtypes(const FeNode *n)
 		return 0;
 	unsigned mask = fe_import_table[n->op].const_in;
 	for (int i = 0; i < n->nin; i++)
-		if (n->in[i] && !(mask >> i & 1u) && n->in[i]->type->dt != IR_DT_F32) {
-			fe_node_error(n, IR_ERR_UNSUPPORTED,
-				      "input '%s' is %s: lnsc computes %s in f32 only", n->in[i]->name,
-				      ir_dtype_name(n->in[i]->type->dt), n->op_type);
+		if (n->in[i] && !(i < 32 && (mask >> i & 1u)) && n->in[i]->type->dt != IR_DT_F32) {
+			fe_node_error(
+			    n, IR_ERR_UNSUPPORTED, "input '%s' is %s: lnsc computes %s in f32 only",
+			    n->in[i]->name, ir_dtype_name(n->in[i]->type->dt), n->op_type);
 			return -1;
 		}
 	return 0;
@@ -800,15 +931,15 @@ static int import_node(FeImport *im, int j)
 			fe_node_error(&n, IR_ERR_INPUT, "has %zu outputs, expected 1", p->n_output);
 		else
 			fe_node_error(&n, IR_ERR_INPUT, "has %zu outputs, expected 1 to %d",
-				      p->n_output, nout);
+			              p->n_output, nout);
 		return -1;
 	}
 	if (check_dtypes(&n) || fe_import_table[n.op].fn(&n))
 		return -1;
 	for (size_t k = 0; k < p->n_output; k++)
 		if (*p->output[k] && !sym_find(im, p->output[k])->v) {
-			fe_node_error(&n, IR_ERR_UNSUPPORTED, "output '%s' was not built (import bug)",
-				      p->output[k]);
+			fe_node_error(&n, IR_ERR_UNSUPPORTED,
+			              "output '%s' was not built (import bug)", p->output[k]);
 			return -1;
 		}
 	return 0;
@@ -832,9 +963,11 @@ static void check_declared(FeImport *im, const Onnx__ValueInfoProto *vi, const I
 	IrDType dt;
 	int et = tt->has_elem_type ? tt->elem_type : 0;
 	if (et && !fe_dtype_from_onnx(et, &dt) && dt != v->type->dt) {
-		ir_error(im->c, IR_ERR_INPUT, "%s: graph output '%s' is declared %s but the model "
-			 "computes %s", im->path, str(vi->name), fe_onnx_dtype_name(et),
-			 ir_dtype_name(v->type->dt));
+		ir_error(im->c, IR_ERR_INPUT,
+		         "%s: graph output '%s' is declared %s but the model "
+		         "computes %s",
+		         im->path, str(vi->name), fe_onnx_dtype_name(et),
+		         ir_dtype_name(v->type->dt));
 		return;
 	}
 	const Onnx__TensorShapeProto *sh = tt->shape;
@@ -853,10 +986,33 @@ static void check_declared(FeImport *im, const Onnx__ValueInfoProto *vi, const I
 		char a[256], b[256];
 		dims_str(a, sizeof a, (int)sh->n_dim, dims);
 		dims_str(b, sizeof b, v->type->rank, v->type->dims);
-		ir_error(im->c, IR_ERR_INPUT,
-			 "%s: graph output '%s' is declared with shape %s but the model computes %s",
-			 im->path, str(vi->name), a, b);
+		ir_error(
+		    im->c, IR_ERR_INPUT,
+		    "%s: graph output '%s' is declared with shape %s but the model computes %s",
+		    im->path, str(vi->name), a, b);
 	}
+}
+
+/* A graph output that no node produces (an input, initializer or Constant output) gets an
+ * Identity. The output keeps the ONNX name and the constant takes "<name>/const", unless
+ * callers refer to the value by its name: a graph input (bound by name, even when its
+ * known data made it CONST) or a parameter (gradients, checkpoints and format files name
+ * it); then the output is "<name>.out". NULL on error. */
+static IrValue *output_copy(FeImport *im, const Sym *s, IrValue *v)
+{
+	const char *out = v->name;
+	if (s->kind == DEF_INPUT || v->role == IR_ROLE_PARAM) {
+		out = fresh(im, ir_arena_printf(im->scratch, "%s.out", v->name));
+	} else {
+		const char *kname = fresh(im, ir_arena_printf(im->scratch, "%s/const", v->name));
+		if (ir_value_rename(im->g, v, kname))
+			return NULL;
+	}
+	const char *name = ir_arena_printf(im->g->arena, "%s/identity", s->name);
+	IrAttrs zero;
+	memset(&zero, 0, sizeof zero);
+	IrNode *node = ir_build(im->g, IR_OP_IDENTITY, name, 1, &v, &zero, &out);
+	return node ? node->out[0] : NULL;
 }
 
 static void make_outputs(FeImport *im)
@@ -864,21 +1020,15 @@ static void make_outputs(FeImport *im)
 	const Onnx__GraphProto *gp = im->gp;
 	for (size_t i = 0; i < gp->n_output; i++) {
 		const Onnx__ValueInfoProto *vi = gp->output[i];
-		IrValue *v = sym_find(im, vi->name)->v;
+		Sym *s = sym_find(im, vi->name);
+		IrValue *v = s->v;
 		if (v && v->is_output) {
-			ir_error(im->c, IR_ERR_INPUT, "%s: graph output '%s' is listed twice", im->path,
-				 vi->name);
+			ir_error(im->c, IR_ERR_INPUT, "%s: graph output '%s' is listed twice",
+			         im->path, vi->name);
 			continue;
 		}
-		if (v && !v->def) {
-			/* An input, initializer or Constant output: give it a producer. */
-			const char *out = fresh(im, vi->name);
-			const char *name = ir_arena_printf(im->g->arena, "%s/identity", vi->name);
-			IrAttrs zero;
-			memset(&zero, 0, sizeof zero);
-			IrNode *node = ir_build(im->g, IR_OP_IDENTITY, name, 1, &v, &zero, &out);
-			v = node ? node->out[0] : NULL;
-		}
+		if (v && !v->def)
+			v = s->v = output_copy(im, s, v); /* a second listing finds the copy */
 		if (!v)
 			continue;
 		v->is_output = 1;
@@ -899,14 +1049,13 @@ static IrGraph *import_model(FeImport *im, const Onnx__ModelProto *m)
 	}
 	im->gp = m->graph;
 	im->g = ir_graph_new(c, *str(m->graph->name) ? m->graph->name : "main", im->path);
-	im->g->source = ir_arena_strdup(im->g->arena, im->path);
-	im->g->name = ir_arena_strdup(im->g->arena, *str(m->graph->name) ? m->graph->name : "main");
 	im->g->opset = im->opset;
 	im->path = im->g->source;
 
 	define_all(im);
 	resolve_ops(im);
 	check_refs(im);
+	check_io_types(im);
 	if (ir_error_count(c) > e0 || toposort(im))
 		return NULL;
 	mark_data_uses(im);
@@ -931,7 +1080,8 @@ IrGraph *fe_onnx_import(IrCtx *c, const char *path, const FeOptions *o)
 	Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, buf);
 	free(buf);
 	if (!m) {
-		ir_error(c, IR_ERR_INPUT, "%s: not a valid ONNX model (protobuf parse failed)", path);
+		ir_error(c, IR_ERR_INPUT, "%s: not a valid ONNX model (protobuf parse failed)",
+		         path);
 		return NULL;
 	}
 	FeImport im;
@@ -941,8 +1091,8 @@ IrGraph *fe_onnx_import(IrCtx *c, const char *path, const FeOptions *o)
 	im.o = o;
 	im.scratch = ir_arena_new();
 	const char *slash = strrchr(path, '/');
-	char *folder = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path))
-			     : strdup(".");
+	char *folder =
+	    slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
 	if (!folder)
 		abort();
 	im.dir = realpath(folder, NULL);
@@ -963,7 +1113,7 @@ int fe_import_check(IrCtx *c)
 	for (int op = 0; op < IR_OP_COUNT; op++)
 		if (ir_op_has((IrOp)op, IR_OPF_ONNX) && !fe_import_table[op].fn) {
 			ir_error(c, IR_ERR_UNSUPPORTED, "frontend: ONNX op %s has no import hook",
-				 ir_op_name((IrOp)op));
+			         ir_op_name((IrOp)op));
 			bad = 1;
 		}
 	return bad ? -1 : 0;

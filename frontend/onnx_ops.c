@@ -19,12 +19,11 @@
 /* ---- shared checks ---- */
 
 /* axis in [-rank, rank - 1 + extra], normalised to >= 0. */
-static int norm_axis(const FeNode *n, const char *what, int64_t axis, int rank, int extra,
-		     int *out)
+static int norm_axis(const FeNode *n, const char *what, int64_t axis, int rank, int extra, int *out)
 {
 	if (axis < -(int64_t)rank || axis >= (int64_t)rank + extra) {
-		fe_node_error(n, IR_ERR_INPUT, "%s %" PRId64 " is out of range for rank %d", what, axis,
-			      rank);
+		fe_node_error(n, IR_ERR_INPUT, "%s %" PRId64 " is out of range for rank %d", what,
+		              axis, rank);
 		return -1;
 	}
 	*out = (int)(axis < 0 ? axis + rank : axis);
@@ -54,9 +53,9 @@ static int norm_axes(const FeNode *n, const int64_t *ax, int cnt, int rank, IrAt
 static float half_to_float(uint16_t h)
 {
 	int e = h >> 10 & 0x1f, m = h & 0x3ff;
-	float v = e == 0 ? ldexpf((float)m, -24)
-		 : e == 31 ? (m ? NAN : INFINITY)
-			   : ldexpf((float)(m | 0x400), e - 25);
+	float v = e == 0    ? ldexpf((float)m, -24)
+	          : e == 31 ? (m ? NAN : INFINITY)
+	                    : ldexpf((float)(m | 0x400), e - 25);
 	return h & 0x8000 ? -v : v;
 }
 
@@ -65,20 +64,24 @@ static int const_float(const FeNode *n, int i, const char *what, float *out)
 {
 	const FeConst *k = n->cst[i];
 	if (!k) {
-		fe_node_error(n, IR_ERR_UNSUPPORTED,
-			      "%s input '%s' is computed at run time: a dynamic %s is not supported",
-			      what, n->in[i]->name, what);
+		fe_dynamic_error(n, i, what);
 		return -1;
 	}
 	if (k->type->numel != 1 || !ir_dtype_is_float(k->type->dt)) {
 		fe_node_error(n, IR_ERR_INPUT, "%s input '%s' must be a float scalar", what,
-			      n->in[i]->name);
+		              n->in[i]->name);
 		return -1;
 	}
 	switch (k->type->dt) {
-	case IR_DT_F64: *out = (float)*(const double *)k->data; break;
-	case IR_DT_F16: *out = half_to_float(*(const uint16_t *)k->data); break;
-	default: *out = *(const float *)k->data; break;
+	case IR_DT_F64:
+		*out = (float)*(const double *)k->data;
+		break;
+	case IR_DT_F16:
+		*out = half_to_float(*(const uint16_t *)k->data);
+		break;
+	default:
+		*out = *(const float *)k->data;
+		break;
 	}
 	return 0;
 }
@@ -157,8 +160,8 @@ static int imp_reshape(FeNode *n)
 		if (d == 0 && !allowzero) {
 			if (i >= in->rank) {
 				fe_node_error(n, IR_ERR_INPUT,
-					      "shape[%d] is 0 (copy) but the input has rank %d", i,
-					      in->rank);
+				              "shape[%d] is 0 (copy) but the input has rank %d", i,
+				              in->rank);
 				return -1;
 			}
 			d = in->dims[i];
@@ -184,8 +187,9 @@ static int imp_reshape(FeNode *n)
 	}
 	if (known != in->numel) {
 		char buf[128];
-		fe_node_error(n, IR_ERR_INPUT, "cannot reshape %s (%" PRId64 " elements) to %" PRId64
-			      " elements", ir_type_str(in, 0, buf, sizeof buf), in->numel, known);
+		fe_node_error(n, IR_ERR_INPUT,
+		              "cannot reshape %s (%" PRId64 " elements) to %" PRId64 " elements",
+		              ir_type_str(in, 0, buf, sizeof buf), in->numel, known);
 		return -1;
 	}
 	return fe_emit(n, IR_OP_RESHAPE, 1, n->in, &a);
@@ -207,13 +211,15 @@ static int imp_transpose(FeNode *n)
 		return fe_emit(n, IR_OP_TRANSPOSE, 1, n->in, &a);
 	}
 	if (cnt != rank) {
-		fe_node_error(n, IR_ERR_INPUT, "perm has %d entries for an input of rank %d", cnt, rank);
+		fe_node_error(n, IR_ERR_INPUT, "perm has %d entries for an input of rank %d", cnt,
+		              rank);
 		return -1;
 	}
 	unsigned seen = 0;
 	for (int i = 0; i < rank; i++) {
 		if (perm[i] < 0 || perm[i] >= rank || (seen >> perm[i] & 1u)) {
-			fe_node_error(n, IR_ERR_INPUT, "perm is not a permutation of 0..%d", rank - 1);
+			fe_node_error(n, IR_ERR_INPUT, "perm is not a permutation of 0..%d",
+			              rank - 1);
 			return -1;
 		}
 		seen |= 1u << perm[i];
@@ -229,7 +235,8 @@ static int imp_squeeze(FeNode *n)
 	int64_t ax[IR_MAX_RANK];
 	int cnt = 0, r;
 	if (n->opset < 13) {
-		if (fe_node_arity(n, 1, 1) || (r = fe_attr_ints(n, "axes", IR_MAX_RANK, ax, &cnt)) < 0)
+		if (fe_node_arity(n, 1, 1) ||
+		    (r = fe_attr_ints(n, "axes", IR_MAX_RANK, ax, &cnt)) < 0)
 			return -1;
 	} else {
 		if (fe_node_arity(n, 1, 2))
@@ -252,7 +259,7 @@ static int imp_squeeze(FeNode *n)
 	for (int i = 0; i < a.axes.n; i++)
 		if (in->dims[a.axes.axes[i]] != 1) {
 			fe_node_error(n, IR_ERR_INPUT, "cannot squeeze axis %d of size %" PRId64,
-				      a.axes.axes[i], in->dims[a.axes.axes[i]]);
+			              a.axes.axes[i], in->dims[a.axes.axes[i]]);
 			return -1;
 		}
 	return fe_emit(n, IR_OP_SQUEEZE, 1, n->in, &a);
@@ -265,7 +272,8 @@ static int imp_unsqueeze(FeNode *n)
 	int64_t ax[IR_MAX_RANK];
 	int cnt = 0, r = 1;
 	if (n->opset < 13) {
-		if (fe_node_arity(n, 1, 1) || (r = fe_attr_ints(n, "axes", IR_MAX_RANK, ax, &cnt)) < 0)
+		if (fe_node_arity(n, 1, 1) ||
+		    (r = fe_attr_ints(n, "axes", IR_MAX_RANK, ax, &cnt)) < 0)
 			return -1;
 	} else if (fe_node_arity(n, 2, 2) || fe_const_ints(n, 1, "axes", IR_MAX_RANK, ax, &cnt)) {
 		return -1;
@@ -277,7 +285,7 @@ static int imp_unsqueeze(FeNode *n)
 	int out_rank = n->in[0]->type->rank + cnt;
 	if (out_rank > IR_MAX_RANK) {
 		fe_node_error(n, IR_ERR_INPUT, "output rank %d exceeds the maximum %d", out_rank,
-			      IR_MAX_RANK);
+		              IR_MAX_RANK);
 		return -1;
 	}
 	IrAttrs a;
@@ -328,21 +336,22 @@ static int imp_dropout(FeNode *n)
 		if (n->nin > 2 && n->in[2]) {
 			const FeConst *k = n->cst[2];
 			if (!k) {
-				fe_node_error(n, IR_ERR_UNSUPPORTED, "training_mode input '%s' is "
-					      "computed at run time: a dynamic training_mode is not "
-					      "supported", n->in[2]->name);
+				fe_dynamic_error(n, 2, "training_mode");
 				return -1;
 			}
 			if (k->type->dt != IR_DT_BOOL || k->type->numel != 1) {
-				fe_node_error(n, IR_ERR_INPUT, "training_mode input '%s' must be a bool "
-					      "scalar", n->in[2]->name);
+				fe_node_error(n, IR_ERR_INPUT,
+				              "training_mode input '%s' must be a bool "
+				              "scalar",
+				              n->in[2]->name);
 				return -1;
 			}
 			a.dropout.training = *(const uint8_t *)k->data != 0;
 		}
 	}
 	if (!(a.dropout.ratio >= 0.0f && a.dropout.ratio < 1.0f)) {
-		fe_node_error(n, IR_ERR_INPUT, "ratio %g is outside [0, 1)", (double)a.dropout.ratio);
+		fe_node_error(n, IR_ERR_INPUT, "ratio %g is outside [0, 1)",
+		              (double)a.dropout.ratio);
 		return -1;
 	}
 	return fe_emit(n, IR_OP_DROPOUT, 1, n->in, &a);
@@ -363,14 +372,16 @@ static int imp_constant(FeNode *n)
 			continue;
 		for (int k = 0; k < 3; k++)
 			if (!strcmp(an, unsup[k])) {
-				fe_node_error(n, IR_ERR_UNSUPPORTED, "attribute '%s' is not supported", an);
+				fe_node_error(n, IR_ERR_UNSUPPORTED,
+				              "attribute '%s' is not supported", an);
 				return -1;
 			}
 		int known = !strcmp(an, "value");
 		for (int k = 0; k < 4; k++)
 			if (!strcmp(an, v12[k])) {
 				if (n->opset < 12) {
-					fe_node_error(n, IR_ERR_INPUT, "attribute '%s' needs opset 12", an);
+					fe_node_error(n, IR_ERR_INPUT,
+					              "attribute '%s' needs opset 12", an);
 					return -1;
 				}
 				known = 1;
@@ -405,14 +416,17 @@ static int imp_constant(FeNode *n)
 		return fe_emit_const(n, ir_type(c, IR_DT_I64, 0, NULL), &i);
 	}
 	int floats = !strcmp(which, "value_floats");
-	if (fe_attr_find(n, which, floats ? ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS
-					  : ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS, &at) < 0)
+	if (fe_attr_find(n, which,
+	                 floats ? ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS
+	                        : ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS,
+	                 &at) < 0)
 		return -1;
-	int64_t len = (int64_t)(floats ? at->n_floats : at->n_ints);
+	int64_t len = (int64_t)(floats ? at->n_floats : at->n_ints), none = 0;
 	const IrType *t = ir_type(c, floats ? IR_DT_F32 : IR_DT_I64, 1, &len);
 	if (!t)
 		return -1;
-	return fe_emit_const(n, t, floats ? (const void *)at->floats : (const void *)at->ints);
+	const void *data = floats ? (const void *)at->floats : (const void *)at->ints;
+	return fe_emit_const(n, t, len ? data : &none);
 }
 
 static int imp_cast(FeNode *n)
@@ -428,10 +442,13 @@ static int imp_cast(FeNode *n)
 	IrAttrs a;
 	memset(&a, 0, sizeof a);
 	if (to < INT32_MIN || to > INT32_MAX || fe_dtype_from_onnx((int)to, &a.cast.to)) {
-		const char *name = to >= 0 && to <= INT32_MAX ? fe_onnx_dtype_name((int)to) : "unknown";
-		fe_node_error(n, !strcmp(name, "undefined") || !strcmp(name, "unknown")
-					 ? IR_ERR_INPUT : IR_ERR_UNSUPPORTED,
-			      "Cast to %s (%" PRId64 ") is not supported", name, to);
+		const char *name =
+		    to >= 0 && to <= INT32_MAX ? fe_onnx_dtype_name((int)to) : "unknown";
+		fe_node_error(n,
+		              !strcmp(name, "undefined") || !strcmp(name, "unknown")
+		                  ? IR_ERR_INPUT
+		                  : IR_ERR_UNSUPPORTED,
+		              "Cast to %s (%" PRId64 ") is not supported", name, to);
 		return -1;
 	}
 	return fe_emit(n, IR_OP_CAST, 1, n->in, &a);
@@ -453,7 +470,7 @@ static int imp_gemm(FeNode *n)
 	const IrType *A = n->in[0]->type, *B = n->in[1]->type;
 	if (A->rank != 2 || B->rank != 2) {
 		fe_node_error(n, IR_ERR_INPUT, "A and B must be 2-D (ranks %d and %d)", A->rank,
-			      B->rank);
+		              B->rank);
 		return -1;
 	}
 	int nin = n->nin > 2 && n->in[2] ? 3 : 2;
@@ -467,8 +484,9 @@ static int imp_gemm(FeNode *n)
 		}
 		if (!ok) {
 			char buf[128];
-			fe_node_error(n, IR_ERR_INPUT, "C %s does not broadcast to [%" PRId64 ",%" PRId64 "]",
-				      ir_type_str(C, 0, buf, sizeof buf), mn[0], mn[1]);
+			fe_node_error(n, IR_ERR_INPUT,
+			              "C %s does not broadcast to [%" PRId64 ",%" PRId64 "]",
+			              ir_type_str(C, 0, buf, sizeof buf), mn[0], mn[1]);
 			return -1;
 		}
 	}
@@ -484,7 +502,7 @@ static int imp_matmul(FeNode *n)
 	int ra = n->in[0]->type->rank, rb = n->in[1]->type->rank;
 	if (ra == 0 || rb == 0) {
 		fe_node_error(n, IR_ERR_INPUT, "operands must have rank >= 1 (ranks %d and %d)", ra,
-			      rb);
+		              rb);
 		return -1;
 	}
 	if (ra >= 2 && rb >= 2)
@@ -516,27 +534,27 @@ static int imp_matmul(FeNode *n)
 }
 
 const FeOpImport fe_import_table[IR_OP_COUNT] = {
-	[IR_OP_GEMM] = {imp_gemm, 0},
-	[IR_OP_MATMUL] = {imp_matmul, 0},
-	[IR_OP_ADD] = {imp_plain, 0},
-	[IR_OP_SUB] = {imp_plain, 0},
-	[IR_OP_MUL] = {imp_plain, 0},
-	[IR_OP_DIV] = {imp_plain, 0},
-	[IR_OP_NEG] = {imp_plain, 0},
-	[IR_OP_RELU] = {imp_plain, 0},
-	[IR_OP_LEAKY_RELU] = {imp_leaky_relu, 0},
-	[IR_OP_SIGMOID] = {imp_plain, 0},
-	[IR_OP_TANH] = {imp_plain, 0},
-	[IR_OP_SOFTMAX] = {imp_softmax, 0},
-	[IR_OP_LOG_SOFTMAX] = {imp_softmax, 0},
-	[IR_OP_FLATTEN] = {imp_flatten, 0},
-	[IR_OP_RESHAPE] = {imp_reshape, 1u << 1},
-	[IR_OP_TRANSPOSE] = {imp_transpose, 0},
-	[IR_OP_SQUEEZE] = {imp_squeeze, 1u << 1},
-	[IR_OP_UNSQUEEZE] = {imp_unsqueeze, 1u << 1},
-	[IR_OP_CONCAT] = {imp_concat, 0},
-	[IR_OP_IDENTITY] = {imp_plain, 0},
-	[IR_OP_DROPOUT] = {imp_dropout, 1u << 1 | 1u << 2},
-	[IR_OP_CONSTANT] = {imp_constant, 0},
-	[IR_OP_CAST] = {imp_cast, 0},
+    [IR_OP_GEMM] = {imp_gemm, 0},
+    [IR_OP_MATMUL] = {imp_matmul, 0},
+    [IR_OP_ADD] = {imp_plain, 0},
+    [IR_OP_SUB] = {imp_plain, 0},
+    [IR_OP_MUL] = {imp_plain, 0},
+    [IR_OP_DIV] = {imp_plain, 0},
+    [IR_OP_NEG] = {imp_plain, 0},
+    [IR_OP_RELU] = {imp_plain, 0},
+    [IR_OP_LEAKY_RELU] = {imp_leaky_relu, 0},
+    [IR_OP_SIGMOID] = {imp_plain, 0},
+    [IR_OP_TANH] = {imp_plain, 0},
+    [IR_OP_SOFTMAX] = {imp_softmax, 0},
+    [IR_OP_LOG_SOFTMAX] = {imp_softmax, 0},
+    [IR_OP_FLATTEN] = {imp_flatten, 0},
+    [IR_OP_RESHAPE] = {imp_reshape, 1u << 1},
+    [IR_OP_TRANSPOSE] = {imp_transpose, 0},
+    [IR_OP_SQUEEZE] = {imp_squeeze, 1u << 1},
+    [IR_OP_UNSQUEEZE] = {imp_unsqueeze, 1u << 1},
+    [IR_OP_CONCAT] = {imp_concat, 0},
+    [IR_OP_IDENTITY] = {imp_plain, 0},
+    [IR_OP_DROPOUT] = {imp_dropout, 1u << 1 | 1u << 2},
+    [IR_OP_CONSTANT] = {imp_constant, 0},
+    [IR_OP_CAST] = {imp_cast, 0},
 };

@@ -5,6 +5,7 @@
  * ill-typed node is never built and the error names the node. Rewrites (replace uses, move,
  * dead-code removal, topological sort) keep the node list in a valid order.
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +51,28 @@ static void names_insert(IrNameTab *t, IrValue *v)
 	t->n++;
 }
 
+/* Removes v (present) from the table. Linear probing has no tombstones here: each later
+ * entry of the probe run moves back into the hole unless its home slot lies cyclically in
+ * (hole, its slot], where a lookup would no longer reach it. */
+static void names_remove(IrNameTab *t, const IrValue *v)
+{
+	size_t mask = t->cap - 1, i = str_hash(v->name) & mask;
+	while (t->slot[i] != v) {
+		assert(t->slot[i] && "names_remove: value not in the name table");
+		i = (i + 1) & mask;
+	}
+	for (size_t j = (i + 1) & mask; t->slot[j]; j = (j + 1) & mask) {
+		size_t h = str_hash(t->slot[j]->name) & mask;
+		int stays = i <= j ? (i < h && h <= j) : (i < h || h <= j);
+		if (!stays) {
+			t->slot[i] = t->slot[j];
+			i = j;
+		}
+	}
+	t->slot[i] = NULL;
+	t->n--;
+}
+
 IrValue *ir_graph_value(const IrGraph *g, const char *name)
 {
 	const IrNameTab *t = g->names;
@@ -85,6 +108,7 @@ void ir_graph_free(IrGraph *g)
 	ir_vec_free(&g->inputs);
 	ir_vec_free(&g->outputs);
 	ir_vec_free(&g->params);
+	ir_vec_free(&g->const_inputs);
 	free(g->names->slot);
 	free(g->names);
 	ir_arena_free(g->arena);
@@ -101,6 +125,22 @@ const char *ir_unique_name(IrGraph *g, const char *prefix)
 		if (!ir_graph_value(g, buf))
 			return ir_arena_strdup(g->arena, buf);
 	}
+}
+
+int ir_value_rename(IrGraph *g, IrValue *v, const char *name)
+{
+	assert(v->id >= 0 && v->id < g->values.n && g->values.v[v->id] == v);
+	if (!strcmp(v->name, name))
+		return 0;
+	if (ir_graph_value(g, name)) {
+		ir_error(g->ctx, IR_ERR_INPUT, "%s: cannot rename tensor '%s' to '%s': the name is taken",
+			 g->source ? g->source : g->name, v->name, name);
+		return -1;
+	}
+	names_remove(g->names, v);
+	v->name = ir_arena_strdup(g->arena, name);
+	names_insert(g->names, v);
+	return 0;
 }
 
 static IrValue *value_alloc(IrGraph *g, const char *name, const IrType *t, IrRole role)

@@ -7,8 +7,9 @@
  * by the largest node: f32 temporaries for decoded LNS inputs and for LNS outputs before they
  * are encoded, and the kernels' scratch. A step allocates nothing.
  *
- * Per node the executor decodes LNS inputs to f32 (except for RAW ops, and for a one-input
- * data move between identical LNS formats, which copies codes and keeps the scale offset),
+ * Per node the executor decodes LNS inputs to f32 (except for RAW ops, and for one-input data
+ * moves and code-exact ops between identical LNS formats, which work on codes and keep the
+ * scale offset),
  * runs the kernel, checks every f32 result for NaN/Inf (a numeric error names the tensor, the
  * node and the step), and encodes LNS outputs with the value's scale state (recorded in TRAIN
  * mode only) and its own random stream. Each value's current scale offset lives in k[id]; a
@@ -243,6 +244,8 @@ static int check_graph(IrInterp *ip)
 			if (v->loc.area == IR_AREA_NONE)
 				return setup_fail(ip, "tensor '%s' has no place in the memory plan",
 						  v->name);
+			if (v->loc.area == IR_AREA_CONST && !v->init)
+				return setup_fail(ip, "constant '%s' has no data", v->name);
 			if (v->loc.area == IR_AREA_IO && v->type->dt == IR_DT_LNS)
 				return setup_fail(ip, "input '%s' has an LNS type; inputs are fed "
 						  "as f32 and quantized in the graph", v->name);
@@ -474,10 +477,13 @@ static float *temp_take(IrInterp *ip, size_t *used, size_t bytes)
 	return p; /* within tmp_cap: temp_bound counts every LNS input and output */
 }
 
-/* A one-input data move between identical LNS formats copies codes and the scale offset. */
-static int moves_codes(const IrNode *n)
+/* One-input data moves and code-exact ops (Relu, Neg: LNS.md 4) between identical LNS
+ * formats run on codes: the kernel sees words, the output keeps the input's scale offset.
+ * Anything else (Concat of LNS tensors, whose offsets may differ) goes through f32; with one
+ * gamma the levels 2^(E/g) coincide for every k, so only the range limits can change a value. */
+static int on_codes(const IrNode *n)
 {
-	if (!ir_op_has(n->op, IR_OPF_MOVE) || n->nin != 1 || n->nout != 1)
+	if (!ir_op_has(n->op, IR_OPF_MOVE | IR_OPF_CODE_EXACT) || n->nin != 1 || n->nout != 1)
 		return 0;
 	const IrType *a = n->in[0]->type, *b = n->out[0]->type;
 	return a->dt == IR_DT_LNS && b->dt == IR_DT_LNS && !memcmp(&a->fmt, &b->fmt, sizeof a->fmt);
@@ -548,7 +554,7 @@ static int finish_out(IrInterp *ip, const IrNode *n, int j, int codes)
 static int run_node(IrInterp *ip, const IrNode *n)
 {
 	size_t used = 0;
-	int codes = moves_codes(n), raw = codes || ir_op_has(n->op, IR_OPF_RAW);
+	int codes = on_codes(n), raw = codes || ir_op_has(n->op, IR_OPF_RAW);
 	ip->cur = n;
 	ip->kbuf_used = 0;
 	for (int i = 0; i < n->nin; i++)

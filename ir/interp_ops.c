@@ -3,6 +3,7 @@
  *
  * Kernels follow the contract of IrInterpFn: compute ops see f32 tensors only (the executor
  * decodes LNS inputs and encodes LNS outputs), data-movement ops copy elements of any size,
+ * code-exact ops (Relu, Neg) also take LNS words when input and output share a format,
  * and RAW ops (WeightView and the optimizers) see storage as it is: LNS codes with their scale
  * offset IrTensor.k, or f32. Outputs never alias inputs (the plan keeps them apart), and any
  * temporary comes from ir_interp_scratch, so no kernel allocates. Sums that PyTorch-level
@@ -117,12 +118,15 @@ static void matmul_f32(int64_t M, int64_t N, int64_t K, const float *A, const fl
 			axpy1(N, A[i * K + k], B + k * N, Y + i * N);
 }
 
-/* dst[c, r] = src[r, c] for a rows x cols matrix. */
+/* dst[c, r] = src[r, c] for a rows x cols matrix, in 32 x 32 tiles (both sides in cache). */
 static void transpose2d(const float *src, int64_t rows, int64_t cols, float *dst)
 {
-	for (int64_t r = 0; r < rows; r++)
-		for (int64_t c = 0; c < cols; c++)
-			dst[c * rows + r] = src[r * cols + c];
+	enum { T = 32 };
+	for (int64_t r0 = 0; r0 < rows; r0 += T)
+		for (int64_t c0 = 0; c0 < cols; c0 += T)
+			for (int64_t r = r0; r < rows && r < r0 + T; r++)
+				for (int64_t c = c0; c < cols && c < c0 + T; c++)
+					dst[c * rows + r] = src[r * cols + c];
 }
 
 /* A row-major copy of the transpose of t (2-D), in kernel scratch. */
@@ -230,9 +234,28 @@ static float sigmoid(float x)
 	return e / (1.0f + e);
 }
 
+/* Relu and Neg on LNS words (the executor passes words when input and output share a
+ * format): a negative word becomes zero, the sign flips; zero stays canonical (s = 0). */
+static void unary_codes(IrOp op, LnsFormat f, const void *x, void *y, int64_t m)
+{
+	uint32_t sign = 1u << (f.bits - 1);
+	for (int64_t i = 0; i < m; i++) {
+		uint32_t w = lns_load(f, x, (size_t)i);
+		if (op == IR_OP_RELU)
+			w = (w & sign) ? 0 : w;
+		else
+			w = lns_word_mag(f, w) ? w ^ sign : 0;
+		lns_store(f, y, (size_t)i, w);
+	}
+}
+
 static int k_unary(IrInterp *ip, const IrNode *n, const IrTensor *in, IrTensor *out)
 {
 	(void)ip;
+	if (in[0].type->dt == IR_DT_LNS) {
+		unary_codes(n->op, in[0].type->fmt, in[0].data, out[0].data, numel(&in[0]));
+		return 0;
+	}
 	const float *x = in[0].data;
 	float *y = out[0].data, alpha = n->attr.alpha.alpha;
 	int64_t m = numel(&out[0]);

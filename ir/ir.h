@@ -228,6 +228,9 @@ typedef struct IrGraph {
 	IrVec nodes;  /* IrNode*, in a valid topological order after each pass */
 	IrVec values; /* IrValue*, id = index */
 	IrVec inputs, outputs, params;
+	/* Graph inputs whose data the caller gave at import and that became CONST values (the
+	 * frontend's known inputs); not in inputs. */
+	IrVec const_inputs;
 	IrValue *labels, *loss;
 	IrPlan *plan;
 	struct IrNameTab *names; /* value name -> value (graph.c) */
@@ -246,6 +249,9 @@ IrValue *ir_value_new(IrGraph *g, const char *name, const IrType *t, IrRole role
 		      const void *init, const IrType *init_type);
 /* A fresh unique name built from a prefix ("grad/fc1.weight", "grad/fc1.weight.1", ...). */
 const char *ir_unique_name(IrGraph *g, const char *prefix);
+/* Renames a value of g (the name is copied). 0, or -1 with a diagnostic if another value has
+ * the name. */
+int ir_value_rename(IrGraph *g, IrValue *v, const char *name);
 
 /* Builders. ir_build runs the op's shape inference; an ill-typed node is not built: it reports
  * a diagnostic naming the node and returns NULL. out_names may be NULL (fresh names from the
@@ -308,14 +314,14 @@ int ir_verify_type_ok(const IrType *have, const IrType *want);
 /* ---- textual form (ir/print.c, ir/parse.c; the grammar is at the top of print.c) ---- */
 void ir_print(FILE *f, const IrGraph *g);
 char *ir_print_str(const IrGraph *g); /* malloc'd */
-/* Parses the textual form; NULL with diagnostics on error ("<fname>:<line>: ..."). */
+/* Parses the textual form; on error NULL and a diagnostic "<fname>:<line>:<col>: ...". */
 IrGraph *ir_parse(IrCtx *c, const char *text, const char *fname);
 /* Prints "=== after <pass> ===" and the graph to stderr when LNSC_DUMP (comma-separated pass
  * names, or "all") names the pass. */
 void ir_dump_pass(const IrGraph *g, const char *pass);
 /* The role a node output has unless the text says otherwise: act, loss, grad, act by phase. */
 IrRole ir_phase_role(IrPhase p);
-/* The fields of each attribute kind, in printed order; print, parse and tests walk it. */
+/* The fields of each attribute kind, in printed order; print and parse walk it. */
 typedef enum {
 	IR_AF_FLOAT, IR_AF_INT, IR_AF_I64, IR_AF_INTS, IR_AF_I64S, IR_AF_DTYPE
 } IrAttrFieldType;
@@ -337,8 +343,10 @@ typedef struct IrTensor {
 typedef struct IrInterp IrInterp;
 
 /* Per-node kernel. Inputs that are LNS are decoded to f32 by the executor before the call and
- * LNS outputs are encoded after, unless the op is RAW or a data move on codes; so kernels of
- * compute ops see f32 tensors only. Returns 0, or -1 after ir_interp_fail(). */
+ * LNS outputs are encoded after, unless the op is RAW, or a one-input data move or code-exact
+ * op (Relu, Neg) whose input and output share an LNS format: those see the words (the output
+ * keeps the input's k). Other compute kernels see f32 tensors only. Returns 0, or -1 after
+ * ir_interp_fail(). */
 typedef int (*IrInterpFn)(IrInterp *ip, const IrNode *n, const IrTensor *in, IrTensor *out);
 extern const IrInterpFn ir_interp_table[IR_OP_COUNT];
 

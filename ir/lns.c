@@ -1,10 +1,12 @@
 /* lns.c: the LNS numerics of LNS.md (formats, exact encode/decode, scaling, RNG, Madam).
  *
- * Everything here is integer work on codes plus table look-ups; no result depends on libm
- * except sqrtf and rintf (both correctly rounded by IEEE 754). The rounding thresholds come
+ * Everything here is integer work on codes, table look-ups and plain fp32 operations; the only
+ * libm calls are exactly rounded ones (sqrt, sqrtf, rintf, floorf). The rounding thresholds come
  * from lns_tables.h, generated in long double at build time (tools/gen_lns_tables.c), so the
- * encoder is exact and the LLVM backend reproduces it bit for bit from the same tables. No
- * global mutable state: scale state and RNG keys are passed in.
+ * encoder is exact and the LLVM backend reproduces it bit for bit from the same tables. The
+ * element encoder has a fast inline path (nearest rounding of a normal fp32: two look-ups, one
+ * comparison) used by the tensor loop; every other case goes through the general out-of-line
+ * path. No global mutable state: scale state and RNG keys are passed in.
  *
  * THE CONTRACT (what every backend reproduces bit for bit). fp32 arithmetic is IEEE binary32,
  * round to nearest even, no fused multiply-add, subnormals honoured (no FTZ/DAZ).
@@ -20,6 +22,8 @@
  *   normalised), result g*e + j, j = #{i : mid[i] <= mant} in 0..g, where mid[i] is the
  *   smallest fp32 >= 2^((i+0.5)/g). No ties: g*log2|x| = n + 1/2 would need |x| = 2^((2n+1)/2g),
  *   an irrational number; the comparison with the rounded-up fp32 is exact (gen_lns_tables.c).
+ *   j costs one look-up in lns_tab_mid_bucket (indexed by the top log2g+1 fraction bits) and
+ *   one comparison: j = B + (mid[B] <= mant) with B the bucket's count.
  * - floor_log(x): largest n with pow2_e(n) <= |x| (decoded levels: stochastic rounding is
  *   unbiased with respect to what decode returns).
  * - ceil_log(a): smallest n with 2^(n/g) >= a (exact real levels; lvl table rounded up).
@@ -33,6 +37,9 @@
  *   min -> m = 1 with the sign; stochastic (LUQ) -> m = 1 with the sign if u < |x| / L (fp32
  *   division, L = pow2_e(k + 1)), else word 0. x = +-0 -> word 0, no flag.
  * - Element i of a tensor draws rnd = lns_rng_bits(key, i); key = lns_rng_key(seed, step, id).
+ * - Scale: current k = ceil_log(amax) - M (amax = 0: k = 0); delayed: from the max of the
+ *   recorded history (LNS_HIST steps), current on the first step. Madam: lns_madam_update.
+ *   Forward view: view_e. fp32 arithmetic order where it matters is written next to the code.
  */
 #include "lns.h"
 
@@ -149,7 +156,7 @@ char *lns_format_str_full(LnsFormat f, char *buf, size_t n)
 		return buf;
 	}
 	snprintf(buf, n, "lns%ug%d:%s:%s:uf=%s", (unsigned)f.bits, 1 << f.log2g,
-		 round_names[f.round], scale_names[f.scale], uf_names[f.underflow]);
+	         round_names[f.round], scale_names[f.scale], uf_names[f.underflow]);
 	return buf;
 }
 
@@ -178,10 +185,10 @@ static int parse_suffix(const char *t, size_t len, LnsFormat *f, unsigned *seen)
 		unsigned field; /* 1 round, 2 scale, 4 underflow */
 		uint8_t value;
 	} sfx[] = {
-		{"rn", 1, LNS_ROUND_NEAREST}, {"sr", 1, LNS_ROUND_STOCHASTIC},
-		{"static", 2, LNS_SCALE_STATIC}, {"current", 2, LNS_SCALE_CURRENT},
-		{"delayed", 2, LNS_SCALE_DELAYED}, {"uf=zero", 4, LNS_UF_ZERO},
-		{"uf=min", 4, LNS_UF_MIN}, {"uf=sr", 4, LNS_UF_STOCHASTIC},
+	    {"rn", 1, LNS_ROUND_NEAREST},      {"sr", 1, LNS_ROUND_STOCHASTIC},
+	    {"static", 2, LNS_SCALE_STATIC},   {"current", 2, LNS_SCALE_CURRENT},
+	    {"delayed", 2, LNS_SCALE_DELAYED}, {"uf=zero", 4, LNS_UF_ZERO},
+	    {"uf=min", 4, LNS_UF_MIN},         {"uf=sr", 4, LNS_UF_STOCHASTIC},
 	};
 	for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
 		if (strlen(sfx[i].name) != len || strncmp(t, sfx[i].name, len) != 0)
@@ -306,7 +313,8 @@ int32_t lns_floor_log(int log2g, float x)
 	int32_t e, g = 1 << log2g;
 	uint32_t mant = split(f_bits(x) & 0x7FFFFFFFu, &e);
 	int32_t off = g - 1;
-	int32_t n = e * g + count_le(lns_tab_pow + off, lns_tab_pow_bucket + 2 * off, log2g, mant) - 1;
+	int32_t n =
+	    e * g + count_le(lns_tab_pow + off, lns_tab_pow_bucket + 2 * off, log2g, mant) - 1;
 	float ax = fabsf(x);
 	if (ax >= FLT_MIN)
 		return n;
@@ -351,7 +359,7 @@ static NOINLINE uint32_t underflow_sr(LnsFormat f, int32_t k, int sign, float ax
 
 /* Saturation and underflow of a rounded code m (see the contract above). */
 static inline uint32_t finish(LnsFormat f, int32_t k, int sign, int64_t m, float ax, uint32_t rnd,
-			      int *flags)
+                              int *flags)
 {
 	int64_t M = lns_max_code(f);
 	if (m > M) {
@@ -374,7 +382,8 @@ static inline uint32_t finish(LnsFormat f, int32_t k, int sign, int64_t m, float
 /* Stochastic rounding between the decoded levels lo = pow2_e(n0) <= ax < hi = pow2_e(n0 + 1):
  * up with probability p = (ax - lo) / (hi - lo). Both differences are exact (Sterbenz:
  * lo <= ax < hi <= 2 lo); hi = inf (top of fp32) gives p = 0. */
-static NOINLINE uint32_t encode_sr(LnsFormat f, int32_t k, int sign, float ax, uint32_t rnd, int *flags)
+static NOINLINE uint32_t encode_sr(LnsFormat f, int32_t k, int sign, float ax, uint32_t rnd,
+                                   int *flags)
 {
 	int32_t n0 = lns_floor_log(f.log2g, ax);
 	if ((int64_t)n0 - k < 1 && f.underflow == LNS_UF_STOCHASTIC) {
@@ -400,27 +409,65 @@ static NOINLINE uint32_t encode_slow(LnsFormat f, int32_t k, uint32_t b, uint32_
 	return finish(f, k, sign, (int64_t)round_log(f.log2g, ab) - k, bits_f(ab), rnd, fl);
 }
 
-/* One element, inlined into the tensor loop: nearest rounding of a normal fp32 whose code is
- * in range, saturates, or flushes to zero is done here with selects (the same rules as
- * encode_slow, spelt out for speed); everything else goes out of line. */
-static inline uint32_t encode_one(LnsFormat f, int32_t k, uint32_t b, uint32_t rnd, int *fl)
+/* Constants of one (format, k), hoisted out of element loops. */
+typedef struct Enc {
+	LnsFormat f;
+	int32_t k;
+	int32_t g, shift, sbit, M;
+	int32_t base; /* m = (exponent field) * g + j + base, k clamped (see enc_init) */
+	const uint32_t *mid;
+	const uint16_t *bucket;
+} Enc;
+
+static inline Enc enc_init(LnsFormat f, int32_t k)
+{
+	Enc e;
+	e.f = f;
+	e.k = k;
+	e.g = 1 << f.log2g;
+	e.shift = 22 - f.log2g;
+	e.sbit = f.bits - 1;
+	e.M = lns_max_code(f);
+	/* (exponent field) * g + j lies in [0, 2^21): for |k| > 2^28 every code saturates or
+	 * underflows all the same, so clamping k keeps the fast path in int32 */
+	e.base = -127 * e.g - (k > (1 << 28) ? (1 << 28) : k < -(1 << 28) ? -(1 << 28) : k);
+	e.mid = lns_tab_mid + (e.g - 1);
+	e.bucket = lns_tab_mid_bucket + 2 * (e.g - 1);
+	return e;
+}
+
+/* One element (b: the fp32 bits of x). Nearest rounding of a normal fp32 whose code is in
+ * range, saturates, or flushes to zero is done inline (round_log and finish spelt out for
+ * speed: this runs for every element of every encoded tensor); everything else, out of line. */
+static inline uint32_t enc_one(const Enc *e, uint32_t b, uint32_t rnd, int *fl)
 {
 	uint32_t ab = b & 0x7FFFFFFFu, frac = ab & 0x7FFFFFu;
-	int L = f.log2g, g = 1 << L;
-	int c = count_le(lns_tab_mid + (g - 1), lns_tab_mid_bucket + 2 * (g - 1), L, 0x3F800000u | frac);
-	int64_t m = ((int64_t)(ab >> 23) - 127) * g + c - k, M = lns_max_code(f);
-	int sat = m > M, unf = m < 1;
-	uint32_t w = ((b >> 31) << (f.bits - 1)) | (uint32_t)(sat ? M : m);
-	if (f.round != LNS_ROUND_NEAREST || ab < 0x800000u || (unf && f.underflow != LNS_UF_ZERO))
-		return encode_slow(f, k, b, rnd, fl);
-	*fl = sat ? LNS_F_SAT : unf ? LNS_F_UNF : 0;
-	return unf ? 0 : w;
+	if (e->f.round == LNS_ROUND_NEAREST && ab >= 0x800000u) {
+		int c = e->bucket[frac >> e->shift];
+		c += c < e->g && e->mid[c] <= (0x3F800000u | frac);
+		int32_t m = (int32_t)(ab >> 23) * e->g + c + e->base;
+		uint32_t sign = (b >> 31) << e->sbit;
+		if (m >= 1 && m <= e->M) {
+			*fl = 0;
+			return sign | (uint32_t)m;
+		}
+		if (m > e->M) {
+			*fl = LNS_F_SAT;
+			return sign | (uint32_t)e->M;
+		}
+		if (e->f.underflow == LNS_UF_ZERO) {
+			*fl = LNS_F_UNF;
+			return 0;
+		}
+	}
+	return encode_slow(e->f, e->k, b, rnd, fl);
 }
 
 uint32_t lns_encode(LnsFormat f, int32_t k, float x, uint32_t rnd, int *flags)
 {
+	Enc e = enc_init(f, k);
 	int fl;
-	uint32_t w = encode_one(f, k, f_bits(x), rnd, &fl);
+	uint32_t w = enc_one(&e, f_bits(x), rnd, &fl);
 	if (flags)
 		*flags = fl;
 	return w;
@@ -466,8 +513,30 @@ void lns_scale_record(LnsScaleState *st, int32_t k, const LnsStats *s)
 }
 
 /* Element indices are taken mod 2^32 for the RNG counter. */
+/* The element loop of lns_encode_tensor; bytes (the container) is a constant at each call. */
+static inline void enc_loop(const Enc *e, const float *x, void *codes, size_t n, uint32_t key,
+                            LnsStats *s, int bytes)
+{
+	int rng = e->f.round == LNS_ROUND_STOCHASTIC || e->f.underflow == LNS_UF_STOCHASTIC;
+	uint64_t nsat = 0, nunf = 0;
+	for (size_t i = 0; i < n; i++) {
+		int fl;
+		uint32_t rnd = rng ? lns_rng_bits(key, (uint32_t)i) : 0;
+		uint32_t w = enc_one(e, f_bits(x[i]), rnd, &fl);
+		if (bytes == 1)
+			((uint8_t *)codes)[i] = (uint8_t)w;
+		else
+			((uint16_t *)codes)[i] = (uint16_t)w;
+		nsat += (fl & LNS_F_SAT) != 0;
+		nunf += (fl & LNS_F_UNF) != 0;
+	}
+	s->n_sat = nsat;
+	s->n_unf = nunf;
+}
+
+/* Element indices are taken mod 2^32 for the RNG counter. */
 int32_t lns_encode_tensor(LnsFormat f, LnsScaleState *st, const float *x, void *codes, size_t n,
-			  uint32_t rng_key, int record, LnsStats *stats)
+                          uint32_t rng_key, int record, LnsStats *stats)
 {
 	uint32_t abmax = 0; /* max |x| on the bit patterns (monotone for finite x) */
 	for (size_t i = 0; i < n; i++) {
@@ -477,15 +546,11 @@ int32_t lns_encode_tensor(LnsFormat f, LnsScaleState *st, const float *x, void *
 	float amax = bits_f(abmax);
 	int32_t k = lns_scale_pick(f, st, amax);
 	LnsStats s = {0, 0, (uint64_t)n, amax};
-	int rng = f.round == LNS_ROUND_STOCHASTIC || f.underflow == LNS_UF_STOCHASTIC;
-	for (size_t i = 0; i < n; i++) {
-		int fl;
-		uint32_t rnd = rng ? lns_rng_bits(rng_key, (uint32_t)i) : 0;
-		uint32_t w = encode_one(f, k, f_bits(x[i]), rnd, &fl);
-		lns_store(f, codes, i, w);
-		s.n_sat += (fl & LNS_F_SAT) != 0;
-		s.n_unf += (fl & LNS_F_UNF) != 0;
-	}
+	Enc e = enc_init(f, k);
+	if (lns_container_bytes(f) == 1)
+		enc_loop(&e, x, codes, n, rng_key, &s, 1);
+	else
+		enc_loop(&e, x, codes, n, rng_key, &s, 2);
 	if (stats)
 		*stats = s;
 	if (record)
@@ -513,8 +578,8 @@ uint32_t lns_rng_key(uint64_t seed, uint32_t step, uint32_t tensor_id)
 
 /* ---- arithmetic on codes ---- */
 
-int lns_mul(LnsFormat fa, int32_t ka, uint32_t a, LnsFormat fb, int32_t kb, uint32_t b,
-	    int *sign, int32_t *E, int *log2g_out)
+int lns_mul(LnsFormat fa, int32_t ka, uint32_t a, LnsFormat fb, int32_t kb, uint32_t b, int *sign,
+            int32_t *E, int *log2g_out)
 {
 	int L = fa.log2g > fb.log2g ? fa.log2g : fb.log2g;
 	uint32_t ma = lns_word_mag(fa, a), mb = lns_word_mag(fb, b);
@@ -543,7 +608,7 @@ LnsMadamParams lns_madam_defaults(void)
  * order-fixed sum; init runs once), the product rounded to fp32 once. All-zero w0: max = 1.
  * k_w = round_log(max) - M_U, the exact nearest exponent. */
 int32_t lns_madam_init(LnsFormat fu, const LnsMadamParams *p, const float *w0, size_t n,
-		       void *codes)
+                       void *codes)
 {
 	double ss = 0.0;
 	for (size_t i = 0; i < n; i++)
@@ -596,7 +661,7 @@ static int32_t round_step(float d, uint32_t rnd)
  *   d  = ((lr * gU) * gn) * s_w,  R(d) with rnd = lns_rng_bits(rng_key, i)
  *   m  = clamp(m - R(d), 1, M_U); words with m = 0 are left alone. */
 void lns_madam_update(LnsFormat fu, const LnsMadamParams *p, uint32_t t, void *codes,
-		      const float *gw, float *v, size_t n, uint32_t rng_key)
+                      const float *gw, float *v, size_t n, uint32_t rng_key)
 {
 	float bc = (float)(1.0 - pow_uint((double)p->beta2, t));
 	float lrg = p->lr * (float)lns_gamma(fu), omb = 1.0f - p->beta2;
@@ -606,7 +671,8 @@ void lns_madam_update(LnsFormat fu, const LnsMadamParams *p, uint32_t t, void *c
 		v[i] = p->beta2 * v[i] + omb * (gi * gi);
 		float vh = v[i] / bc;
 		float gn = vh > 0.0f ? gi / sqrtf(vh) : 0.0f;
-		gn = fminf(fmaxf(rintf(gn), -p->g_bound), p->g_bound);
+		gn = rintf(gn);
+		gn = gn > p->g_bound ? p->g_bound : gn < -p->g_bound ? -p->g_bound : gn;
 		uint32_t w = lns_load(fu, codes, i);
 		int32_t m = (int32_t)lns_word_mag(fu, w);
 		if (m == 0)

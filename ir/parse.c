@@ -611,7 +611,7 @@ static void *data(Parser *ps, const IrType *vt, const IrType **it)
 	const char *s = here(ps);
 	IrDType dt = ir_dtype_is_float(vt->dt) ? IR_DT_F32 : vt->dt;
 	LnsFormat fmt = {0};
-	size_t len = elem_len(s);
+	size_t len = is_alpha((unsigned char)*s) ? elem_len(s) : 0;
 	if (len && elem(ps, s, len, &dt, &fmt))
 		return NULL;
 	ps->p = s + len;

@@ -18,7 +18,8 @@
  *            | 'output' VALUE | 'loss' VALUE
  *   type    := ELEM '[' [ INT { ',' INT } ] ']'     ELEM: f32 i64 bool ... or an LNS format
  *   data    := [ ELEM ] ( '[' [ NUM { ',' NUM } ] ']' | '<' INT 'bytes' '>' )
- *              (ELEM only when the data's dtype is not f32 for float values, else the value's)
+ *              ELEM when the data's dtype is not the default: f32 for float and LNS values,
+ *              the value's own dtype otherwise
  *   out     := type [ ROLE ] links                   ROLE when not ir_phase_role(PHASE)
  *   links   := { 'for' VALUE | 'grad_of' VALUE }     v->param = VALUE; VALUE->grad = v
  *   attrs   := '{' NAME '=' ( NUM | '[' INT, ... ']' | DTYPE ) { ',' ... } '}'  every field

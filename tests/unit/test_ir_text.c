@@ -296,9 +296,13 @@ static IrGraph *g_data(void)
 
 /* ---- round trips ---- */
 
+static int op_seen[IR_OP_COUNT];
+
 /* print -> parse -> print gives the same text, and both graphs verify. */
 static void round_trip(IrGraph *g, const char *what)
 {
+	for (int i = 0; i < g->nodes.n; i++)
+		op_seen[IR_NODE(g, i)->op] = 1;
 	ir_diag_clear(C);
 	CHECK_MSG(ir_verify(g) == 0, "%s: verify: %s", what, ir_diag_text(C));
 	char *s1 = ir_print_str(g);
@@ -326,6 +330,9 @@ static void test_round_trips(void)
 	round_trip(g_grads(), "grads");
 	round_trip(g_names(), "names");
 	round_trip(g_data(), "data");
+	for (int op = 0; op < IR_OP_COUNT; op++) /* a new op needs a line here (not Constant) */
+		CHECK_MSG(op_seen[op] || op == IR_OP_CONSTANT, "op %s is in no round-trip graph",
+			  ir_op_name((IrOp)op));
 }
 
 /* Details the text must keep: data bits, types, roles, links, attributes. */
@@ -532,6 +539,8 @@ static const struct {
 	{HEAD "\tconst %c : u8[1] = [256]\n}\n", "t.ir:3:22: integer 256 out of range (0..255)"},
 	{HEAD "\tconst %c : f32[1] = [1e39]\n}\n", "t.ir:3:23: number out of range for f32"},
 	{HEAD "\tconst %c : f32[2] = <4 bytes>\n}\n", "t.ir:3:23: the data is 8 bytes, not 4"},
+	{HEAD "\tconst %c : f32[2] = 4\n}\n", "t.ir:3:22: expected '[', found '4'"},
+	{HEAD "\tconst %c : f32[2] = f16 [1, 2]\n}\n", "t.ir:3:26: inline data of this type"},
 	{HEAD "\tstate %s : f32[2,3] for %nope\n}\n", "t.ir:3:26: undefined value %nope"},
 	{HEAD "\tinput %\"a\\qb\" : f32[2]\n}\n", "t.ir:3:11: unknown escape '\\q'"},
 	{HEAD "\tinput %\"ab : f32[2]\n}\n", "t.ir:3:9: unterminated string"},
@@ -619,6 +628,8 @@ static void mutate(char *s, size_t *n)
 	s[*n] = 0;
 }
 
+static int fuzz_total, fuzz_accepted;
+
 static void fuzz_one(const char *text, int iters)
 {
 	size_t cap = strlen(text) + 64 * 8 + 1;
@@ -630,12 +641,14 @@ static void fuzz_one(const char *text, int iters)
 			mutate(s, &n);
 		ir_diag_clear(C);
 		IrGraph *g = ir_parse(C, s, "fuzz.ir");
+		fuzz_total++;
 		if (!g) {
 			const char *d = ir_diag_text(C);
 			CHECK_MSG(ir_error_status(C) == IR_ERR_INPUT && !strncmp(d, "fuzz.ir:", 8),
 				  "rejected without a positioned input error: '%s' for:\n%s", d, s);
 			continue;
 		}
+		fuzz_accepted++;
 		ir_verify(g); /* may fail; must not crash */
 		char *p1 = ir_print_str(g);
 		ir_diag_clear(C);
@@ -653,16 +666,32 @@ static void fuzz_one(const char *text, int iters)
 	free(s);
 }
 
+/* Mutations of the built graphs' texts and of the files (TEST_IR_FUZZ mutants of each,
+ * TEST_IR_SEED to vary them). */
 static void test_fuzz(void)
 {
-	IrGraph *gs[] = {g_mlp(1), g_attrs(), g_train(), g_names(), g_data()};
-	int iters = getenv("TEST_IR_FUZZ") ? atoi(getenv("TEST_IR_FUZZ")) : 3000;
-	for (int i = 0; i < 5; i++) {
+	IrGraph *gs[] = {g_mlp(1), g_attrs(), g_train(), g_names(), g_data(), g_grads()};
+	int iters = getenv("TEST_IR_FUZZ") ? atoi(getenv("TEST_IR_FUZZ")) : 4000;
+	if (getenv("TEST_IR_SEED"))
+		rng_state = (uint32_t)strtoul(getenv("TEST_IR_SEED"), NULL, 10) | 1u;
+	char dir[1024], path[2048], **names;
+	for (int i = 0; i < 6; i++) {
 		char *s = ir_print_str(gs[i]);
 		fuzz_one(s, iters);
 		free(s);
 		ir_graph_free(gs[i]);
 	}
+	int n = ir_files(dir, sizeof dir, &names);
+	for (int i = 0; i < n; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+		char *s = read_file(path);
+		if (s)
+			fuzz_one(s, iters);
+		free(s);
+		free(names[i]);
+	}
+	free(names);
+	printf("fuzz: %d of %d mutated texts parsed\n", fuzz_accepted, fuzz_total);
 }
 
 /* ---- verifier ---- */
