@@ -380,8 +380,9 @@ static inline uint32_t finish(LnsFormat f, int32_t k, int sign, int64_t m, float
 }
 
 /* Stochastic rounding between the decoded levels lo = pow2_e(n0) <= ax < hi = pow2_e(n0 + 1):
- * up with probability p = (ax - lo) / (hi - lo). Both differences are exact (Sterbenz:
- * lo <= ax < hi <= 2 lo); hi = inf (top of fp32) gives p = 0. */
+ * up with probability p = (ax - lo) / (hi - lo). Both differences are exact (Sterbenz,
+ * lo <= ax < hi <= 2 lo, for normal levels; on the subnormal grid every difference of two
+ * small numbers is representable); hi = inf (top of fp32) gives p = 0. */
 static NOINLINE uint32_t encode_sr(LnsFormat f, int32_t k, int sign, float ax, uint32_t rnd,
                                    int *flags)
 {
@@ -512,7 +513,25 @@ void lns_scale_record(LnsScaleState *st, int32_t k, const LnsStats *s)
 	st->n_total += s->n_total;
 }
 
-/* Element indices are taken mod 2^32 for the RNG counter. */
+/* max |x| on the bit patterns (monotone for finite x); four chains for throughput. */
+static float amax_of(const float *x, size_t n)
+{
+	uint32_t mx[4] = {0, 0, 0, 0};
+	size_t i = 0;
+	for (; i + 4 <= n; i += 4)
+		for (int j = 0; j < 4; j++) {
+			uint32_t ab = f_bits(x[i + j]) & 0x7FFFFFFFu;
+			mx[j] = ab > mx[j] ? ab : mx[j];
+		}
+	for (; i < n; i++) {
+		uint32_t ab = f_bits(x[i]) & 0x7FFFFFFFu;
+		mx[0] = ab > mx[0] ? ab : mx[0];
+	}
+	for (int j = 1; j < 4; j++)
+		mx[0] = mx[j] > mx[0] ? mx[j] : mx[0];
+	return bits_f(mx[0]);
+}
+
 /* The element loop of lns_encode_tensor; bytes (the container) is a constant at each call. */
 static inline void enc_loop(const Enc *e, const float *x, void *codes, size_t n, uint32_t key,
                             LnsStats *s, int bytes)
@@ -534,16 +553,12 @@ static inline void enc_loop(const Enc *e, const float *x, void *codes, size_t n,
 	s->n_unf = nunf;
 }
 
-/* Element indices are taken mod 2^32 for the RNG counter. */
+/* Element indices are taken mod 2^32 for the RNG counter. st may be NULL only with current
+ * scaling and record = 0. */
 int32_t lns_encode_tensor(LnsFormat f, LnsScaleState *st, const float *x, void *codes, size_t n,
                           uint32_t rng_key, int record, LnsStats *stats)
 {
-	uint32_t abmax = 0; /* max |x| on the bit patterns (monotone for finite x) */
-	for (size_t i = 0; i < n; i++) {
-		uint32_t ab = f_bits(x[i]) & 0x7FFFFFFFu;
-		abmax = ab > abmax ? ab : abmax;
-	}
-	float amax = bits_f(abmax);
+	float amax = amax_of(x, n);
 	int32_t k = lns_scale_pick(f, st, amax);
 	LnsStats s = {0, 0, (uint64_t)n, amax};
 	Enc e = enc_init(f, k);

@@ -54,8 +54,11 @@ int lns_format_valid(LnsFormat f);            /* 2 <= B <= 16, 0 <= log2g <= 12,
 int lns_gamma(LnsFormat f);                   /* 2^log2g */
 int lns_max_code(LnsFormat f);                /* M = 2^(B-1) - 1 */
 int lns_container_bytes(LnsFormat f);         /* 1 or 2 */
-/* "lns8g8"; with non-default modes: "lns5g2:sr:delayed:uf=zero" style suffixes are printed by
- * lns_format_str_full. Both return buf. Parse accepts either; returns 0 on success. */
+/* lns_format_str: "lns8g8" (bits and gamma only). lns_format_str_full always adds the three
+ * modes: "lns5g2:sr:delayed:uf=zero" (rounding rn|sr, scale static|current|delayed, underflow
+ * uf=zero|min|sr). Both return buf. Parse accepts "lns<B>g<G>" with any subset of the suffixes
+ * in any order (each at most once; defaults rn, delayed, uf=zero); returns 0 on success, -1 on
+ * a bad string (then *out is untouched). */
 char *lns_format_str(LnsFormat f, char *buf, size_t n);
 char *lns_format_str_full(LnsFormat f, char *buf, size_t n);
 int lns_format_parse(const char *s, LnsFormat *out);
@@ -96,7 +99,7 @@ int32_t lns_ceil_log(int log2g, float a);
 enum { LNS_F_SAT = 1, LNS_F_UNF = 2 };
 
 /* Encode one value. rnd: 32 random bits (used only by stochastic rounding / underflow).
- * *flags gets LNS_F_SAT / LNS_F_UNF. x must be finite. */
+ * *flags gets LNS_F_SAT / LNS_F_UNF (flags may be NULL). x must be finite. */
 uint32_t lns_encode(LnsFormat f, int32_t k, float x, uint32_t rnd, int *flags);
 
 /* k for 'current' scaling: ceil(g*log2(amax)) - M; amax == 0 gives 0. */

@@ -1,13 +1,14 @@
 /* test_lns.c: ir/lns.c against independent long double references (LNS.md section 6).
  *
  * The references never read the generated tables: levels are exp2l, rounding decisions are
- * log2l. Nearest encoding is checked over every fp32 bit pattern for two formats (through
- * lns_encode_tensor, in chunks) and over every pattern of the representable range, plus a
- * stride of the rest, through lns_encode for formats covering every gamma, subnormal levels,
- * fp32 overflow and B = 2. The exhaustive check walks the patterns in increasing order next to
- * the list of rounding thresholds, so the oracle costs one comparison per pattern; each
- * threshold is placed by evaluating t = g * log2l(x) - k at the fp32 numbers around it. Inside
- * the band |t - (n + 1/2)| < 2^-20 either neighbour is accepted (LNS.md section 3).
+ * log2l. Nearest encoding is checked over every fp32 bit pattern, both signs, for two formats
+ * (through lns_encode_tensor, in chunks), and through lns_encode (flags included) for formats
+ * covering every gamma, subnormal levels, fp32 overflow and B = 2: every pattern in the half
+ * octaves around the bottom, middle and top thresholds, a stride elsewhere. The exhaustive check
+ * walks the patterns in increasing order next to the list of rounding thresholds, so the oracle
+ * costs one comparison per pattern; each threshold is placed by evaluating t = g * log2l(x) - k at
+ * the fp32 numbers around it. Inside the band |t - (n + 1/2)| < 2^-20 either neighbour is accepted
+ * (LNS.md section 3).
  */
 #include <float.h>
 #include <math.h>
@@ -450,11 +451,10 @@ static void check_unbiased(LnsFormat f, int32_t k, float x, const char *what)
 	          se > 0 ? fabs(mean - x) / se : INFINITY);
 }
 
-static void test_stochastic(void)
+static void test_stochastic_unbiased(void)
 {
 	LnsFormat f = fmt(5, 1, LNS_ROUND_STOCHASTIC, LNS_UF_ZERO);
 	int32_t k = -10;
-	uint32_t key = lns_rng_key(1234, 1, 2);
 	check_unbiased(f, k, 0.3f, "lns5g2 sr interior");
 	check_unbiased(f, k, -2.2f, "lns5g2 sr interior, negative");
 	check_unbiased(f, k, lns_decode(f, k, 7), "lns5g2 sr on a level");
@@ -478,7 +478,10 @@ static void test_stochastic(void)
 	               "sr on subnormal levels");
 	check_unbiased(fmt(5, 1, LNS_ROUND_STOCHASTIC, LNS_UF_STOCHASTIC), -290, 0x1p-146f,
 	               "sr, uf=sr, subnormal");
+}
 
+static void test_stochastic_codes(void)
+{
 	/* the stochastic code is one of the two neighbouring levels */
 	LnsFormat g = fmt(8, 3, LNS_ROUND_STOCHASTIC, LNS_UF_ZERO);
 	int64_t bad = 0;
@@ -500,6 +503,7 @@ static void test_stochastic(void)
 	xs[7] = 0.0f;
 	xs[8] = 1e-9f;
 	LnsFormat h = fmt(5, 1, LNS_ROUND_STOCHASTIC, LNS_UF_STOCHASTIC);
+	uint32_t key = lns_rng_key(1234, 1, 2);
 	LnsScaleState st;
 	memset(&st, 0, sizeof st);
 	h.scale = LNS_SCALE_CURRENT;
@@ -512,7 +516,8 @@ static void test_stochastic(void)
 
 /* ---- scaling ---- */
 
-static void test_scale(void)
+/* Current (k from this tensor's amax, telemetry) and static scaling. */
+static void test_scale_current(void)
 {
 	LnsFormat f = fmt(8, 3, LNS_ROUND_NEAREST, LNS_UF_ZERO);
 	f.scale = LNS_SCALE_CURRENT;
@@ -534,9 +539,21 @@ static void test_scale(void)
 	CHECK(codes[0] == 0 && codes[1] == 0 && s.n_unf == 0);
 	CHECK(lns_scale_current(f, 0.0f) == 0);
 
-	/* delayed: first step current, then the max over the last 16 recorded amaxes */
+	f.scale = LNS_SCALE_STATIC;
+	st.k = -200;
+	CHECK(lns_encode_tensor(f, &st, x, codes, 4, 0, 0, &s) == -200);
+	CHECK(s.n_sat == 3 && s.n_unf == 0 && lns_word_mag(f, codes[0]) == 127);
+}
+
+/* Delayed: first step current, then the max over the last 16 recorded amaxes (ring wraps). */
+static void test_scale_delayed(void)
+{
+	LnsFormat f = fmt(8, 3, LNS_ROUND_NEAREST, LNS_UF_ZERO);
 	f.scale = LNS_SCALE_DELAYED;
+	LnsScaleState st;
 	memset(&st, 0, sizeof st);
+	uint8_t codes[4];
+	LnsStats s;
 	float amax[40];
 	uint64_t nsat = 0, nunf = 0;
 	for (int t = 0; t < 40; t++) {
@@ -548,7 +565,7 @@ static void test_scale(void)
 				hmax = amax[j];
 		int32_t want = lns_scale_current(f, t == 0 ? amax[0] : hmax);
 		CHECK(lns_scale_pick(f, &st, amax[t]) == want);
-		k = lns_encode_tensor(f, &st, xt, codes, 3, 0, 1, &s);
+		int32_t k = lns_encode_tensor(f, &st, xt, codes, 3, 0, 1, &s);
 		CHECK_MSG(k == want, "delayed step %d: k %d, want %d", t, k, want);
 		uint64_t sat = 0;
 		for (int j = 0; j < 3; j++) /* above the midpoint top * 2^(1/16) */
@@ -563,92 +580,104 @@ static void test_scale(void)
 	}
 	CHECK(st.n_total == 120 && st.n_sat == nsat && st.n_unf == nunf && nsat == 4 && nunf == 40);
 	LnsScaleState before = st;
-	lns_encode_tensor(f, &st, x, codes, 4, 0, 0, &s); /* eval: no record */
-	CHECK(memcmp(&before, &st, sizeof st) == 0);
-
-	f.scale = LNS_SCALE_STATIC;
-	st.k = -200;
-	CHECK(lns_encode_tensor(f, &st, x, codes, 4, 0, 0, &s) == -200);
-	CHECK(s.n_sat == 3 && s.n_unf == 0 && lns_word_mag(f, codes[0]) == 127);
+	float x[2] = {1e5f, 1.0f};
+	lns_encode_tensor(f, &st, x, codes, 2, 0, 0, &s); /* eval: no record */
+	CHECK(memcmp(&before, &st, sizeof st) == 0 && s.n_sat == 1);
 }
 
 /* ---- Madam ---- */
 
-static void madam_run(float lr, uint32_t seed, int steps)
+enum { MN = 256 };
+
+/* Random weights with a zero, two tiny ones and one above max; checks lns_madam_init. */
+static int32_t madam_init_check(LnsFormat fu, const LnsMadamParams *p, uint16_t *codes, float *max)
 {
-	enum { N = 256 };
-	LnsFormat fu = fmt(12, 7, LNS_ROUND_NEAREST, LNS_UF_ZERO);
-	LnsMadamParams p = lns_madam_defaults();
-	p.lr = lr;
-	static float w0[N], gw[N], v[N], vt[N];
-	static uint16_t codes[N], prev[N];
-	for (int i = 0; i < N; i++)
+	static float w0[MN];
+	for (int i = 0; i < MN; i++)
 		w0[i] = (float)(rnd_gauss() * 0.05);
 	w0[5] = 0.0f;
 	w0[6] = 1e-12f;
 	w0[7] = -1e-12f;
 	w0[8] = 1.0f; /* above max: saturates at M_U */
 	double ss = 0;
-	for (int i = 0; i < N; i++)
+	for (int i = 0; i < MN; i++)
 		ss += (double)w0[i] * w0[i];
-	float max = (float)(3.0 * sqrt(ss / N));
-	int32_t kw = lns_madam_init(fu, &p, w0, N, codes);
+	*max = (float)(3.0 * sqrt(ss / MN));
+	int32_t kw = lns_madam_init(fu, p, w0, MN, codes);
 	int M = lns_max_code(fu);
-	CHECK(kw == lns_round_log(7, max) - M);
-	CHECK(fabs(128 * log2(lns_decode(fu, kw, (uint32_t)M) / (double)max)) <= 0.5 + 1e-6);
+	CHECK(kw == lns_round_log(7, *max) - M);
+	CHECK(fabs(128 * log2(lns_decode(fu, kw, (uint32_t)M) / (double)*max)) <= 0.5 + 1e-6);
 	LnsFormat fe = fmt(12, 7, LNS_ROUND_NEAREST, LNS_UF_MIN);
 	int64_t bad = 0;
-	for (int i = 0; i < N; i++)
+	for (int i = 0; i < MN; i++)
 		bad += codes[i] != lns_encode(fe, kw, w0[i], 0, NULL);
 	CHECK(bad == 0 && codes[5] == 0 && codes[6] == 1 && codes[7] == lns_word(fu, 1, 1));
 	CHECK(codes[8] == (uint32_t)M);
+	return kw;
+}
 
+typedef struct MadamCount {
+	int64_t far, moved, exact, bad;
+} MadamCount;
+
+/* One element after one step: the fp32 reference w * 2^(-lr * gn * sign(w)), clamped to max,
+ * must lie within one code step (the bottom code 1 may stand for anything below it). */
+static void madam_check(LnsFormat fu, int32_t kw, float lr, float max, float gn, uint32_t prev,
+                        uint32_t now, MadamCount *c)
+{
+	uint32_t mb = lns_word_mag(fu, prev), ma = lns_word_mag(fu, now);
+	int M = lns_max_code(fu), s = lns_word_sign(fu, prev);
+	if (mb == 0) {
+		c->bad += now != prev;
+		return;
+	}
+	c->bad += lns_word_sign(fu, now) != s || ma < 1 || ma > (uint32_t)M;
+	double wr = lns_decode(fu, kw, prev) * exp2(-(double)lr * gn * (s ? -1 : 1));
+	wr = wr > max ? max : wr < -max ? -max : wr;
+	double tr = 128 * log2(fabs(wr)) - kw;
+	c->far += !(ma == 1 && tr < 1) && fabs(ma - tr) > 1 + 1e-6;
+	c->moved += ma != mb;
+	int64_t want = (int64_t)mb - (int64_t)gn * (s ? -1 : 1); /* d when lr * gU = 1 */
+	want = want < 1 ? 1 : want > M ? M : want;
+	c->exact += (int64_t)ma == want;
+}
+
+/* steps random Madam steps on MN weights; the test recomputes v and gn in fp32 (LNS.md). */
+static void madam_run(float lr, uint32_t seed, int steps)
+{
+	LnsFormat fu = fmt(12, 7, LNS_ROUND_NEAREST, LNS_UF_ZERO);
+	LnsMadamParams p = lns_madam_defaults();
+	p.lr = lr;
+	static float gw[MN], v[MN], vt[MN];
+	static uint16_t codes[MN], prev[MN];
+	float max;
+	int32_t kw = madam_init_check(fu, &p, codes, &max);
 	memset(v, 0, sizeof v);
 	memset(vt, 0, sizeof vt);
-	int64_t far = 0, moved = 0, exact = 0, vbad = 0, signbad = 0, rangebad = 0;
+	MadamCount c = {0, 0, 0, 0};
+	int64_t vbad = 0;
 	for (int t = 1; t <= steps; t++) {
 		double scale = exp(rnd_gauss() * 2.0);
-		for (int i = 0; i < N; i++)
+		for (int i = 0; i < MN; i++)
 			gw[i] = (rnd32() % 10 == 0) ? 0.0f : (float)(rnd_gauss() * scale);
 		memcpy(prev, codes, sizeof codes);
-		lns_madam_update(fu, &p, (uint32_t)t, codes, gw, v, N,
+		lns_madam_update(fu, &p, (uint32_t)t, codes, gw, v, MN,
 		                 lns_rng_key(seed, (uint32_t)t, 9));
 		float bc = (float)(1.0 - pow(0.999, t));
-		for (int i = 0; i < N; i++) {
+		for (int i = 0; i < MN; i++) {
 			vt[i] = 0.999f * vt[i] + (1.0f - 0.999f) * (gw[i] * gw[i]);
 			vbad += f2u(vt[i]) != f2u(v[i]);
-			float vh = vt[i] / bc, gn = vh > 0 ? gw[i] / sqrtf(vh) : 0.0f;
-			gn = rintf(gn);
+			float vh = vt[i] / bc, gn = rintf(vh > 0 ? gw[i] / sqrtf(vh) : 0.0f);
 			gn = gn > 10 ? 10 : gn < -10 ? -10 : gn;
-			uint32_t mb = lns_word_mag(fu, prev[i]), ma = lns_word_mag(fu, codes[i]);
-			if (mb == 0) {
-				bad += codes[i] != prev[i];
-				continue;
-			}
-			int s = lns_word_sign(fu, prev[i]);
-			signbad += lns_word_sign(fu, codes[i]) != s;
-			rangebad += ma < 1 || ma > (uint32_t)M;
-			double wb = lns_decode(fu, kw, prev[i]);
-			double wr = wb * exp2(-(double)lr * gn * (s ? -1 : 1));
-			wr = wr > max ? max : wr < -max ? -max : wr;
-			double tr = 128 * log2(fabs(wr)) - kw;
-			if (!(ma == 1 && tr < 1) && fabs(ma - tr) > 1 + 1e-6)
-				far++;
-			moved += ma != mb;
-			if (lr == 0x1p-7f) {
-				int64_t want = (int64_t)mb - (int64_t)gn * (s ? -1 : 1);
-				want = want < 1 ? 1 : want > M ? M : want;
-				exact += (int64_t)ma == want;
-			}
+			madam_check(fu, kw, lr, max, gn, prev[i], codes[i], &c);
 		}
 	}
-	CHECK_MSG(far == 0, "madam lr=%g: %lld updates more than one step from the reference",
-	          (double)lr, (long long)far);
-	CHECK(vbad == 0 && signbad == 0 && rangebad == 0 && bad == 0 && moved > 0);
-	CHECK(codes[5] == 0);
-	if (lr == 0x1p-7f)
-		CHECK_MSG(exact == (int64_t)steps * (N - 1), "madam: %lld exact of %lld",
-		          (long long)exact, (long long)steps * (N - 1));
+	CHECK_MSG(c.far == 0, "madam lr=%g: %lld updates more than one step from the reference",
+	          (double)lr, (long long)c.far);
+	CHECK(vbad == 0 && c.bad == 0 && c.moved > 0 && codes[5] == 0);
+	if (lr == 0x1p-7f) /* lr * gU = 1: every step is exact */
+		CHECK_MSG(c.exact == (int64_t)steps * (MN - 1), "madam: %lld exact of %lld",
+		          (long long)c.exact, (long long)steps * (MN - 1));
 }
 
 static void test_madam(void)
@@ -752,7 +781,7 @@ static void test_mul(void)
 
 /* ---- formats, words, rng ---- */
 
-static void test_format(void)
+static void test_format_parse(void)
 {
 	LnsFormat f;
 	char buf[64];
@@ -773,45 +802,49 @@ static void test_format(void)
 		for (int L = 0; L <= 12; L++)
 			for (int m = 0; m < 18; m++) {
 				LnsFormat a = {(uint8_t)b, (uint8_t)L, (uint8_t)(m % 3),
-				               (uint8_t)(m / 9), (uint8_t)(m / 3 % 3)},
-				          c;
-				int ok = lns_format_parse(lns_format_str_full(a, buf, sizeof buf),
-				                          &c) == 0;
-				bad += !ok || memcmp(&a, &c, sizeof a) != 0;
-				ok = lns_format_parse(lns_format_str(a, buf, sizeof buf), &c) == 0;
-				bad += !ok || c.bits != a.bits || c.log2g != a.log2g;
+				               (uint8_t)(m / 9), (uint8_t)(m / 3 % 3)};
+				LnsFormat c;
+				char *str = lns_format_str_full(a, buf, sizeof buf);
+				bad +=
+				    lns_format_parse(str, &c) != 0 || memcmp(&a, &c, sizeof a) != 0;
+				str = lns_format_str(a, buf, sizeof buf);
+				bad += lns_format_parse(str, &c) != 0 || c.bits != a.bits ||
+				       c.log2g != a.log2g;
 			}
 	CHECK_MSG(bad == 0, "format round trip: %lld wrong", (long long)bad);
-	static const char *const rej[] = {
-	    "lns1g8",
-	    "lns17g8",
-	    "lns8g3",
-	    "lns8g8192",
-	    "lns8g0",
-	    "lns8g",
-	    "lnsg8",
-	    "lns8",
-	    "lns8g8 ",
-	    "LNS8g8",
-	    "lns08g8",
-	    "lns8g08",
-	    "lns8g8:",
-	    "lns8g8:x",
-	    "lns8g8:sr:rn",
-	    "lns8g8:uf=",
-	    "lns8g8:uf=sr:uf=min",
-	    "lns8g8:current:static",
-	    "lns-8g8",
-	    "lns+8g8",
-	    "lns99999999999g8",
-	    "",
-	    "lns8g8::sr",
-	};
+	static const char *const rej[] = {"lns1g8",
+	                                  "lns17g8",
+	                                  "lns8g3",
+	                                  "lns8g8192",
+	                                  "lns8g0",
+	                                  "lns8g",
+	                                  "lnsg8",
+	                                  "lns8",
+	                                  "lns8g8 ",
+	                                  "LNS8g8",
+	                                  "lns08g8",
+	                                  "lns8g08",
+	                                  "lns8g8:",
+	                                  "lns8g8:x",
+	                                  "lns8g8:sr:rn",
+	                                  "lns-8g8",
+	                                  "lns8g8:uf=",
+	                                  "lns+8g8",
+	                                  "lns8g8:uf=sr:uf=min",
+	                                  "lns99999999999g8",
+	                                  "",
+	                                  "lns8g8::sr",
+	                                  "lns8g8:sr:",
+	                                  "lns8g8:current:static"};
 	for (size_t i = 0; i < sizeof rej / sizeof rej[0]; i++) {
 		f.bits = 99;
 		CHECK_MSG(lns_format_parse(rej[i], &f) != 0 && f.bits == 99, "accepted '%s'",
 		          rej[i]);
 	}
+}
+
+static void test_format_traits(void)
+{
 	LnsFormat v = {8, 3, 0, 0, 0};
 	CHECK(lns_format_valid(v) && lns_gamma(v) == 8 && lns_max_code(v) == 127);
 	CHECK(lns_container_bytes(v) == 1);
@@ -888,16 +921,19 @@ int main(int argc, char **argv)
 {
 	int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
 	clock_t c0 = clock();
-	test_format();
+	test_format_parse();
+	test_format_traits();
 	test_rng();
 	test_pow2();
 	test_decode();
 	test_logs();
-	test_scale();
+	test_scale_current();
+	test_scale_delayed();
 	test_mul();
 	test_view();
 	test_madam();
-	test_stochastic();
+	test_stochastic_unbiased();
+	test_stochastic_codes();
 	printf("  small tests: %.1f s\n", secs(c0));
 	test_encode_nearest(quick);
 	printf("  total: %.1f s\n", secs(c0));
