@@ -555,7 +555,38 @@ static int read_tensors(IrCtx *c, IrArena *ar, const CliArgs *a, Loaded *in, FeI
 		shapes[i].name = a->input_name[i];
 		shapes[i].rank = in[i].type->rank;
 		memcpy(shapes[i].dims, in[i].type->dims, sizeof shapes[i].dims);
+		/* the data too: an input read as a constant (a Reshape shape) is one */
+		shapes[i].value.type = in[i].type;
+		shapes[i].value.data = in[i].data;
 	}
+	return 0;
+}
+
+/* An --input file could not be read. If the model is one lnsc does not support whatever the
+ * inputs (a sequence or optional input has no tensor file to read), that is the error to
+ * report (exit 3) instead. */
+static void prefer_unsupported(IrCtx *c, const char *model)
+{
+	IrCtx *mc = ir_ctx_new();
+	if (fe_onnx_check(mc, model) && ir_error_status(mc) == IR_ERR_UNSUPPORTED) {
+		char *text = strdup(ir_diag_text(mc));
+		if (!text)
+			abort();
+		ir_diag_clear(c);
+		char *save = NULL;
+		for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+			ir_error(c, IR_ERR_UNSUPPORTED, "%s", l);
+		free(text);
+	}
+	ir_ctx_free(mc);
+}
+
+/* Whether v is a graph input the importer made CONST because its data was given. */
+static int is_const_input(const IrGraph *g, const IrValue *v)
+{
+	for (int i = 0; v && i < g->const_inputs.n; i++)
+		if (g->const_inputs.v[i] == v)
+			return 1;
 	return 0;
 }
 
@@ -582,12 +613,14 @@ static int bind_inputs(IrCtx *c, IrGraph *g, IrInterp *ip, const Loaded *in, int
 			return -1;
 		}
 	}
-	for (int j = 0; j < n; j++)
-		if (!ir_graph_value(g, in[j].name) || ir_graph_value(g, in[j].name)->role != IR_ROLE_INPUT) {
+	for (int j = 0; j < n; j++) {
+		const IrValue *v = ir_graph_value(g, in[j].name);
+		if (!v || (v->role != IR_ROLE_INPUT && !is_const_input(g, v))) {
 			ir_error(c, IR_ERR_INPUT, "--input %s: the model has no data input of that "
 				 "name", in[j].name);
 			return -1;
 		}
+	}
 	return 0;
 }
 
@@ -615,16 +648,22 @@ static int run_tensors(int argc, char **argv, int with_grads)
 	a.po.train = with_grads;
 	if (!with_grads && !a.recipe_given)
 		a.po.recipe = "fp32"; /* eval means ONNX inference semantics unless asked */
-	if (read_tensors(c, ar, &a, in, shapes))
+	if (read_tensors(c, ar, &a, in, shapes)) {
+		prefer_unsupported(c, a.model);
 		goto out;
+	}
 	if (with_grads) {
 		const char *lname;
 		if (fe_tensor_read(c, ar, a.labels, &lname, &lab.type, &lab.data))
 			goto out;
 		a.po.loss = lab.type->dt == IR_DT_I64 ? PASS_LOSS_XENT : PASS_LOSS_MSE;
 	}
-	if (!(g = load(c, &a, a.ninputs, shapes)))
+	if (!(g = load(c, &a, a.ninputs, shapes))) {
+		/* a model lnsc cannot run at all says so first, before complaints about inputs */
+		if (ir_error_status(c) == IR_ERR_INPUT)
+			prefer_unsupported(c, a.model);
 		goto out;
+	}
 	if (with_grads && lab.type != g->labels->type) {
 		char x[128], y[128];
 		ir_error(c, IR_ERR_INPUT, "--labels: the tensor is %s, the loss needs %s",

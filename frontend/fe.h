@@ -2,12 +2,13 @@
  *
  * fe_onnx_import reads an ONNX model into an IrGraph: it validates the protobuf (opset,
  * definitions, references, order), turns initializers and Constant nodes into PARAM/CONST
- * values and graph inputs into INPUT values, then calls one import hook per node, in
- * topological order. The hooks (onnx_ops.c) live in a table indexed by IrOp; each converts one
- * ONNX node (attributes, constant inputs, per-opset differences) into ir_build calls through
- * the FeNode helpers below, so that they never touch the importer's bookkeeping. Every user
- * error is a diagnostic naming the file, and the node or tensor, with a status; nothing here
- * aborts on a bad file. The protobuf types stay out of this header (forward declarations only).
+ * values and graph inputs into INPUT values (CONST when the caller gave their data and a node
+ * reads them as constants), then calls one import hook per node, in topological order. The
+ * hooks (onnx_ops.c) live in a table indexed by IrOp; each converts one ONNX node (attributes,
+ * constant inputs, per-opset differences) into ir_build calls through the FeNode helpers
+ * below, so that they never touch the importer's bookkeeping. Every user error is a
+ * diagnostic naming the file, and the node or tensor, with a status; nothing here aborts on a
+ * bad file. The protobuf types stay out of this header (forward declarations only).
  */
 #ifndef LNSC_FE_H
 #define LNSC_FE_H
@@ -50,6 +51,10 @@ typedef struct FeOptions {
 /* Imports an ONNX model. NULL with diagnostics (status IR_ERR_INPUT for a malformed model,
  * IR_ERR_UNSUPPORTED for valid ONNX outside what lnsc supports). o may be NULL. */
 IrGraph *fe_onnx_import(IrCtx *c, const char *path, const FeOptions *o);
+/* The checks of fe_onnx_import that need no input shapes or data: the protobuf, opset,
+ * definitions (initializers decoded), op support, references, graph input/output types and
+ * node order. 0, or -1 with the same diagnostics fe_onnx_import would give. */
+int fe_onnx_check(IrCtx *c, const char *path);
 /* Start-up self-check: every IR_OPF_ONNX op has an import hook. 0, or -1 with diagnostics. */
 int fe_import_check(IrCtx *c);
 

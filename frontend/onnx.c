@@ -3,14 +3,17 @@
  * The importer works in phases, each reporting every problem it finds before the import
  * gives up, so a user sees all unsupported ops (in one message) or all dangling references at
  * once: parse and opset; definitions (initializers decoded, graph inputs, node outputs, each
- * name defined once); op support; references; a topological order of the nodes (Kahn's
- * algorithm with a min-heap, so an already sorted model keeps its order and an unsorted one
- * still imports; a cycle is reported with the nodes on it); then values for graph inputs and
- * initializers, one import hook per node (onnx_ops.c), and the graph outputs.
- * A symbol table (open addressing over the model's tensor names) maps each name to its
- * definition, its constant data if any, and its IR value once built. Whether a FLOAT
- * initializer is a trainable parameter depends on its uses: only tensors that some node
- * computes on (not a Reshape shape or a Dropout ratio: the hooks' const_in masks) are.
+ * name defined once); op support; references; graph input/output types (tensors only); a
+ * topological order of the nodes (Kahn's algorithm with a min-heap, so an already sorted
+ * model keeps its order and an unsorted one still imports; a cycle is reported with the nodes
+ * on it); then values for graph inputs and initializers, one import hook per node
+ * (onnx_ops.c), and the graph outputs (fe_onnx_check stops before the values: it needs no
+ * input data). A symbol table (open addressing over the model's tensor names) maps each name
+ * to its definition, its constant data if any, and its IR value once built. Uses decide
+ * roles: only tensors that some node computes on (not a Reshape shape or a Dropout ratio: the
+ * hooks' const_in masks) are trainable when FLOAT initializers, and a graph input whose data
+ * the caller gave is a CONST when some node reads it as a constant. A graph output keeps its
+ * ONNX name; one that no node produces gets an Identity (output_copy).
  * All scratch memory lives in one arena freed at the end; the graph owns what it keeps.
  */
 #include "frontend/fe.h"
@@ -29,10 +32,10 @@ typedef enum { DEF_INPUT, DEF_INIT, DEF_NODE } DefKind;
 typedef struct Sym {
 	const char *name;
 	DefKind kind;
-	int index;    /* graph input, initializer or node index */
+	int index;     /* graph input, initializer or node index */
 	int data_use;  /* some node computes on it, or it is a graph output */
 	int const_use; /* some node reads it as a constant (its hook's const_in mask) */
-	FeConst cst;  /* initializers and Constant outputs: the data (type NULL otherwise) */
+	FeConst cst;   /* initializers and Constant outputs: the data (type NULL otherwise) */
 	IrValue *v;
 } Sym;
 
@@ -51,6 +54,7 @@ struct FeImport {
 	IrOp *node_op;          /* per node; IR_OP_COUNT when unsupported */
 	int *order;             /* topological order of node indices */
 	int shapes_changed; /* an input shape was overridden: declared output shapes may differ */
+	int check_only;     /* fe_onnx_check: stop after the checks that need no input data */
 };
 
 static const char *str(const char *s)
@@ -281,7 +285,7 @@ void fe_dynamic_error(const FeNode *n, int i, const char *what)
 	              "%s input '%s' is computed at run time: dynamic %s is not supported%s%s%s",
 	              what, tname, what,
 	              s && s->kind == DEF_INPUT ? " (it is a graph input: `lnsc eval/grad --input "
-	                                          : "",
+	                                        : "",
 	              s && s->kind == DEF_INPUT ? tname : "",
 	              s && s->kind == DEF_INPUT ? "=FILE.pb` supplies its value)" : "");
 }
@@ -597,7 +601,8 @@ static void check_io_types(FeImport *im)
 			ir_error(im->c, IR_ERR_UNSUPPORTED,
 			         "%s: graph %s '%s' is %s: only tensor inputs and outputs are "
 			         "supported",
-			         im->path, is_in ? "input" : "output", vi->name, type_str(im, t, 0));
+			         im->path, is_in ? "input" : "output", vi->name,
+			         type_str(im, t, 0));
 		else if (is_in && !set)
 			ir_error(im->c, IR_ERR_INPUT, "%s: input '%s' has no type", im->path,
 			         vi->name);
@@ -760,6 +765,44 @@ static const Onnx__TypeProto__Tensor *tensor_info(const Onnx__ValueInfoProto *vi
 	return vi->type->tensor_type;
 }
 
+/* A given shape may change the first (batch) dimension, but not the rank or any other
+ * dimension the model declares as a number. */
+static int override_conflicts(FeImport *im, const char *what, const Onnx__TensorShapeProto *sh,
+                              const FeInputShape *ov)
+{
+	if (!sh)
+		return 0;
+	int bad = (int)sh->n_dim != ov->rank;
+	for (int d = 1; !bad && d < ov->rank; d++)
+		bad = sh->dim[d]->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
+		      sh->dim[d]->dim_value != ov->dims[d];
+	if (!bad)
+		return 0;
+	char have[256], want[256];
+	size_t n = (size_t)snprintf(have, sizeof have, "[");
+	for (int d = 0; d < ov->rank && n < sizeof have; d++)
+		n += (size_t)snprintf(have + n, sizeof have - n, "%s%lld", d ? "," : "",
+		                      (long long)ov->dims[d]);
+	snprintf(have + n, n < sizeof have ? sizeof have - n : 0, "]");
+	n = (size_t)snprintf(want, sizeof want, "[");
+	for (size_t d = 0; d < sh->n_dim && n < sizeof want; d++) {
+		const Onnx__TensorShapeProto__Dimension *dim = sh->dim[d];
+		if (dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE)
+			n += (size_t)snprintf(want + n, sizeof want - n, "%s%lld", d ? "," : "",
+			                      (long long)dim->dim_value);
+		else
+			n += (size_t)snprintf(want + n, sizeof want - n, "%s%s", d ? "," : "",
+			                      dim->value_case ==
+			                              ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM
+			                          ? str(dim->dim_param)
+			                          : "?");
+	}
+	snprintf(want + n, n < sizeof want ? sizeof want - n : 0, "]");
+	ir_error(im->c, IR_ERR_INPUT, "%s: the tensor given is %s, the model declares %s", what,
+	         have, want);
+	return -1;
+}
+
 /* The shape of a data input: the override, or the model's with the batch for a dynamic
  * first dim. 0 or -1. */
 static int input_shape(FeImport *im, const char *name, const Onnx__TypeProto__Tensor *tt, int *rank,
@@ -773,6 +816,8 @@ static int input_shape(FeImport *im, const char *name, const Onnx__TypeProto__Te
 			return -1;
 		*rank = ov->rank;
 		memcpy(dims, ov->dims, (size_t)ov->rank * sizeof *dims);
+		if (override_conflicts(im, what, sh, ov))
+			return -1;
 		int same = sh && (int)sh->n_dim == ov->rank;
 		for (int d = 0; same && d < ov->rank; d++)
 			same = sh->dim[d]->value_case !=
@@ -823,8 +868,9 @@ static void make_known_input(FeImport *im, Sym *s, const IrType *t, const FeCons
 {
 	if (k->type->dt != t->dt || !ir_type_same_shape(k->type, t)) {
 		char a[128], b[128];
-		ir_error(im->c, IR_ERR_INPUT, "%s: input '%s': the data given is %s, the model needs %s",
-		         im->path, s->name, ir_type_str(k->type, 0, a, sizeof a),
+		ir_error(im->c, IR_ERR_INPUT,
+		         "%s: input '%s': the data given is %s, the model needs %s", im->path,
+		         s->name, ir_type_str(k->type, 0, a, sizeof a),
 		         ir_type_str(t, 0, b, sizeof b));
 		return;
 	}
@@ -843,6 +889,17 @@ static void make_known_input(FeImport *im, Sym *s, const IrType *t, const FeCons
 static void make_values(FeImport *im)
 {
 	const Onnx__GraphProto *gp = im->gp;
+	/* An input of a dtype lnsc cannot hold makes the model unsupported whatever its shapes:
+	 * say that alone rather than also judging the shapes given for the other inputs. */
+	int unsupported = 0;
+	for (size_t i = 0; i < gp->n_input; i++) {
+		const Onnx__TypeProto__Tensor *tt = tensor_info(gp->input[i]);
+		IrDType dt;
+		Sym *s = sym_find(im, str(gp->input[i]->name));
+		if (s && s->kind == DEF_INPUT && tt && tt->has_elem_type && tt->elem_type &&
+		    fe_dtype_from_onnx(tt->elem_type, &dt))
+			unsupported = 1;
+	}
 	for (size_t i = 0; i < gp->n_input; i++) {
 		const Onnx__ValueInfoProto *vi = gp->input[i];
 		Sym *s = sym_find(im, str(vi->name));
@@ -866,7 +923,7 @@ static void make_values(FeImport *im)
 		}
 		int rank = 0;
 		int64_t dims[IR_MAX_RANK];
-		if (input_shape(im, s->name, tt, &rank, dims))
+		if (unsupported || input_shape(im, s->name, tt, &rank, dims))
 			continue;
 		const IrType *t = ir_type(im->c, dt, rank, dims);
 		const FeInputShape *ov = shape_override(im, s->name);
@@ -1058,6 +1115,8 @@ static IrGraph *import_model(FeImport *im, const Onnx__ModelProto *m)
 	check_io_types(im);
 	if (ir_error_count(c) > e0 || toposort(im))
 		return NULL;
+	if (im->check_only)
+		return im->g;
 	mark_data_uses(im);
 	make_values(im);
 	if (ir_error_count(c) > e0)
@@ -1071,7 +1130,7 @@ static IrGraph *import_model(FeImport *im, const Onnx__ModelProto *m)
 	return im->g;
 }
 
-IrGraph *fe_onnx_import(IrCtx *c, const char *path, const FeOptions *o)
+static IrGraph *import_file(IrCtx *c, const char *path, const FeOptions *o, int check_only)
 {
 	uint8_t *buf;
 	size_t len;
@@ -1089,6 +1148,7 @@ IrGraph *fe_onnx_import(IrCtx *c, const char *path, const FeOptions *o)
 	im.c = c;
 	im.path = path;
 	im.o = o;
+	im.check_only = check_only;
 	im.scratch = ir_arena_new();
 	const char *slash = strrchr(path, '/');
 	char *folder =
@@ -1105,6 +1165,18 @@ IrGraph *fe_onnx_import(IrCtx *c, const char *path, const FeOptions *o)
 	ir_arena_free(im.scratch);
 	onnx__model_proto__free_unpacked(m, NULL);
 	return g;
+}
+
+IrGraph *fe_onnx_import(IrCtx *c, const char *path, const FeOptions *o)
+{
+	return import_file(c, path, o, 0);
+}
+
+int fe_onnx_check(IrCtx *c, const char *path)
+{
+	IrGraph *g = import_file(c, path, NULL, 1);
+	ir_graph_free(g);
+	return g ? 0 : -1;
 }
 
 int fe_import_check(IrCtx *c)

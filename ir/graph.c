@@ -133,7 +133,8 @@ int ir_value_rename(IrGraph *g, IrValue *v, const char *name)
 	if (!strcmp(v->name, name))
 		return 0;
 	if (ir_graph_value(g, name)) {
-		ir_error(g->ctx, IR_ERR_INPUT, "%s: cannot rename tensor '%s' to '%s': the name is taken",
+		ir_error(g->ctx, IR_ERR_INPUT,
+			 "%s: cannot rename tensor '%s' to '%s': the name is taken",
 			 g->source ? g->source : g->name, v->name, name);
 		return -1;
 	}

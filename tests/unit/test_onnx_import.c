@@ -432,8 +432,14 @@ static void test_mlp(void)
 	/* No batch: the dynamic first dim is an error naming the input. */
 	FeOptions o0 = batch_opts(0);
 	EXPECT_ERR(p, &o0, IR_ERR_INPUT, "input 'x'", "dynamic");
-	/* An explicit shape overrides. */
-	FeInputShape sh = {"x", 2, {7, 12}};
+	/* A given shape may change the batch, not the rank or a declared dimension. */
+	FeInputShape bad_rank = {"x", 2, {7, 12}, {NULL, NULL}};
+	FeOptions ob = {0, 1, &bad_rank};
+	EXPECT_ERR(p, &ob, IR_ERR_INPUT, "input 'x'", "the model declares [N,3,4]");
+	FeInputShape bad_dim = {"x", 3, {7, 3, 5}, {NULL, NULL}};
+	FeOptions od = {0, 1, &bad_dim};
+	EXPECT_ERR(p, &od, IR_ERR_INPUT, "the tensor given is [7,3,5]", "declares");
+	FeInputShape sh = {"x", 3, {7, 3, 4}, {NULL, NULL}};
 	FeOptions o1 = {0, 1, &sh};
 	ir_diag_clear(c);
 	g = fe_onnx_import(c, p, &o1);
@@ -827,7 +833,7 @@ static void test_move_ops(void)
 	output(m, "y", F32, -1, NULL);
 	const char *p = save(m, "concat40.onnx");
 	c = ir_ctx_new();
-	FeInputShape xs = {"x", 2, {2, 3}};
+	FeInputShape xs = {"x", 2, {2, 3}, {NULL, NULL}};
 	FeOptions o = {0, 1, &xs};
 	g = fe_onnx_import(c, p, &o);
 	CHECK_MSG(g && ir_graph_value(g, "y")->type->dims[0] == 80, "%s", ir_diag_text(c));
@@ -877,7 +883,7 @@ static void test_constant(void)
 	IrGraph *g = IMPORT_OK(c, save(m, "constant.onnx"), 0);
 	if (g) {
 		IrValue *kf = ir_graph_value(g, "kf"), *kfs = ir_graph_value(g, "kfs");
-		IrValue *ki = ir_graph_value(g, "ki"), *kis = ir_graph_value(g, "kis");
+		IrValue *ki = ir_graph_value(g, "ki"), *kis = ir_graph_value(g, "kis/const");
 		IrValue *kt = ir_graph_value(g, "kt");
 		CHECK(kf && kf->role == IR_ROLE_CONST && kf->type->rank == 0 &&
 		      *(float *)kf->init == 3.0f);
@@ -886,9 +892,11 @@ static void test_constant(void)
 		CHECK(kis && kis->type->numel == 3 && ((int64_t *)kis->init)[2] == 9);
 		CHECK(kt && kt->role == IR_ROLE_CONST && ((float *)kt->init)[0] == 1.5f);
 		CHECK(g->params.n == 0);
-		/* kis is a graph output produced by no node: an Identity gives it one */
+		/* kis is a graph output produced by no node: an Identity gives it one; the output
+		 * keeps the ONNX name, the constant is renamed */
 		IrValue *o = g->outputs.n == 2 ? g->outputs.v[1] : NULL;
 		CHECK(o && o->def && o->def->op == IR_OP_IDENTITY && o->def->in[0] == kis);
+		CHECK(o && !strcmp(o->name, "kis") && ir_graph_value(g, "kis") == o);
 		CHECK(count_op(g, IR_OP_IDENTITY) == 1 && g->nodes.n == 3);
 	}
 	ir_graph_free(g);
@@ -1363,6 +1371,375 @@ static void test_malformed(void)
 	EXPECT_ERR(save(m, "nograph.onnx"), NULL, IR_ERR_INPUT, "no graph", NULL);
 }
 
+/* ---- inputs whose data the caller knows ---- */
+
+/* A known input's entry in FeOptions.shapes: the shape and the data. */
+static FeInputShape known(IrCtx *c, const char *name, IrDType dt, int rank, const int64_t *dims,
+                          const void *data)
+{
+	FeInputShape k;
+	memset(&k, 0, sizeof k);
+	k.name = name;
+	k.rank = rank;
+	if (rank > 0)
+		memcpy(k.dims, dims, sizeof(int64_t) * (size_t)rank);
+	k.value.type = ir_type(c, dt, rank, dims);
+	k.value.data = data;
+	return k;
+}
+
+static IrGraph *import_opts(IrCtx *c, const char *path, const FeOptions *o, int line)
+{
+	IrGraph *g = fe_onnx_import(c, path, o);
+	CHECK_MSG(g != NULL, "line %d: import of %s failed: %s", line, path, ir_diag_text(c));
+	if (g)
+		CHECK_MSG(ir_verify(g) == 0, "line %d: %s: %s", line, path, ir_diag_text(c));
+	return g;
+}
+
+static int in_vec(const IrVec *v, const IrValue *x)
+{
+	for (int i = 0; i < v->n; i++)
+		if (v->v[i] == x)
+			return 1;
+	return 0;
+}
+
+/* ONNX's node tests pass a Reshape shape, Unsqueeze axes and Dropout's ratio and
+ * training_mode as graph inputs with data files: given the data, they are constants. */
+static void test_known_inputs(void)
+{
+	Model *m = model(13);
+	int64_t xd[] = {2, 6}, two = 2, one = 1;
+	input(m, "x", F32, 2, xd);
+	input(m, "s", I64, 1, &two);
+	input(m, "ax", I64, 1, &one);
+	input(m, "r", F32, 0, NULL);
+	input(m, "t", BOOL, 0, NULL);
+	input(m, "z", I64, 1, &two);
+	node(m, "Reshape", "rs", "x,s", "a");
+	node(m, "Unsqueeze", "us", "a,ax", "b");
+	node(m, "Dropout", "d", "b,r,t", "y,mask");
+	node(m, "Identity", "sid", "s", "s2"); /* s is read as a tensor too */
+	node(m, "Identity", "zid", "z", "z2"); /* z only as a tensor: it stays an input */
+	output(m, "y", F32, -1, NULL);
+	output(m, "s2", I64, 1, &two);
+	output(m, "z2", I64, 1, &two);
+	output(m, "s", I64, 1, &two); /* a graph input that is an output */
+	const char *p = save(m, "known.onnx");
+
+	IrCtx *c = ir_ctx_new();
+	int64_t sv[] = {4, 3}, axv[] = {-1}, zv[] = {5, 6}, bad32[] = {4, 3};
+	float rv = 0.25f;
+	uint8_t tv = 1;
+	FeInputShape sh[6];
+	memset(&sh[0], 0, sizeof sh[0]);
+	sh[0].name = "x"; /* a shape without data */
+	sh[0].rank = 2;
+	memcpy(sh[0].dims, xd, sizeof xd);
+	sh[1] = known(c, "s", IR_DT_I64, 1, &two, sv);
+	sh[2] = known(c, "ax", IR_DT_I64, 1, &one, axv);
+	sh[3] = known(c, "r", IR_DT_F32, 0, NULL, &rv);
+	sh[4] = known(c, "t", IR_DT_BOOL, 0, NULL, &tv);
+	sh[5] = known(c, "z", IR_DT_I64, 1, &two, zv);
+	FeOptions o = {0, 6, sh};
+	IrGraph *g = import_opts(c, p, &o, __LINE__);
+	if (g) {
+		IrValue *s = ir_graph_value(g, "s"), *ax = ir_graph_value(g, "ax");
+		IrValue *r = ir_graph_value(g, "r"), *t = ir_graph_value(g, "t");
+		IrValue *z = ir_graph_value(g, "z"), *x = ir_graph_value(g, "x");
+		CHECK(s && s->role == IR_ROLE_CONST && !s->def && ((int64_t *)s->init)[1] == 3);
+		CHECK(ax && ax->role == IR_ROLE_CONST && ((int64_t *)ax->init)[0] == -1);
+		CHECK(r && r->role == IR_ROLE_CONST && *(float *)r->init == 0.25f);
+		CHECK(t && t->role == IR_ROLE_CONST && *(uint8_t *)t->init == 1);
+		CHECK(x && x->role == IR_ROLE_INPUT && z && z->role == IR_ROLE_INPUT);
+		CHECK(g->inputs.n == 2 && in_vec(&g->inputs, x) && in_vec(&g->inputs, z));
+		CHECK(g->const_inputs.n == 4 && in_vec(&g->const_inputs, s) &&
+		      in_vec(&g->const_inputs, ax) && in_vec(&g->const_inputs, r) &&
+		      in_vec(&g->const_inputs, t));
+		CHECK(g->params.n == 0);
+		IrNode *rs = find_op(g, IR_OP_RESHAPE, 0), *us = find_op(g, IR_OP_UNSQUEEZE, 0);
+		IrNode *d = find_op(g, IR_OP_DROPOUT, 0);
+		int64_t as[] = {4, 3}, bs[] = {4, 3, 1};
+		CHECK(rs && rs->nin == 1 && has_shape(rs->out[0]->type, 2, as));
+		CHECK(us && us->attr.axes.n == 1 && us->attr.axes.axes[0] == 2 &&
+		      has_shape(us->out[0]->type, 3, bs));
+		CHECK(d && d->nin == 1 && d->attr.dropout.ratio == 0.25f &&
+		      d->attr.dropout.training);
+		IrValue *s2 = ir_graph_value(g, "s2");
+		CHECK(s2 && s2->def && s2->def->op == IR_OP_IDENTITY && s2->def->in[0] == s);
+		/* the input keeps its name (callers bind by it); its output copy is "s.out" */
+		IrValue *so = g->outputs.n == 4 ? g->outputs.v[3] : NULL;
+		CHECK(so && !strcmp(so->name, "s.out") && so->def && so->def->in[0] == s);
+	}
+	ir_graph_free(g);
+	ir_ctx_free(c);
+
+	/* data of the wrong dtype */
+	c = ir_ctx_new();
+	sh[1] = known(c, "s", IR_DT_I32, 1, &two, bad32);
+	sh[2] = known(c, "ax", IR_DT_I64, 1, &one, axv);
+	sh[3] = known(c, "r", IR_DT_F32, 0, NULL, &rv);
+	sh[4] = known(c, "t", IR_DT_BOOL, 0, NULL, &tv);
+	sh[5] = known(c, "z", IR_DT_I64, 1, &two, zv);
+	EXPECT_ERR(p, &o, IR_ERR_INPUT, "input 's'", "the data given is i32[2]");
+	/* without the data: unsupported, with a hint */
+	memset(&sh[1].value, 0, sizeof sh[1].value);
+	EXPECT_ERR(p, &o, IR_ERR_UNSUPPORTED, "node 'rs' (Reshape): shape input 's' is computed",
+	           "`lnsc eval/grad --input s=FILE.pb` supplies its value");
+	sh[1] = known(c, "s", IR_DT_I64, 1, &two, sv);
+	memset(&sh[3].value, 0, sizeof sh[3].value);
+	EXPECT_ERR(p, &o, IR_ERR_UNSUPPORTED, "node 'd' (Dropout): ratio input 'r'",
+	           "--input r=FILE.pb");
+	sh[3] = known(c, "r", IR_DT_F32, 0, NULL, &rv);
+	memset(&sh[4].value, 0, sizeof sh[4].value);
+	EXPECT_ERR(p, &o, IR_ERR_UNSUPPORTED, "training_mode input 't'", "--input t=FILE.pb");
+	ir_ctx_free(c);
+	/* a tensor a node computes is no graph input: no hint */
+	m = model(13);
+	input(m, "x", F32, 2, xd);
+	input(m, "s", I64, 1, &two);
+	node(m, "Identity", "i", "s", "s1");
+	node(m, "Reshape", "rs", "x,s1", "y");
+	output(m, "y", F32, -1, NULL);
+	p = save(m, "dyn_shape.onnx");
+	c = ir_ctx_new();
+	CHECK(fe_onnx_import(c, p, NULL) == NULL && ir_error_status(c) == IR_ERR_UNSUPPORTED &&
+	      strstr(ir_diag_text(c), "'s1' is computed at run time") &&
+	      !strstr(ir_diag_text(c), "--input"));
+	ir_ctx_free(c);
+}
+
+/* Zero-size tensors: ONNX allows dims of 0 (test_reshape_allowzero_reordered). */
+static void test_zero_size(void)
+{
+	Model *m = model(14);
+	int64_t xd[] = {0, 3, 4}, three = 3, zero = 0, one = 1;
+	input(m, "x", F32, 3, xd);
+	input(m, "shape", I64, 1, &three);
+	attr_i(m, node(m, "Reshape", "r", "x,shape", "y"), "allowzero", 1);
+	node(m, "Relu", "relu", "y", "z");
+	int64_t yd[] = {3, 4, 0};
+	output(m, "z", F32, 3, yd);
+	/* a 0-element known value without data: Reshape of a [1] tensor to a scalar */
+	input(m, "w", F32, 1, &one);
+	input(m, "empty", I64, 1, &zero);
+	node(m, "Reshape", "r0", "w,empty", "v");
+	output(m, "v", F32, 0, NULL);
+	const char *p = save(m, "zero.onnx");
+	IrCtx *c = ir_ctx_new();
+	int64_t shv[] = {3, 4, 0};
+	FeInputShape sh[2] = {known(c, "shape", IR_DT_I64, 1, &three, shv),
+	                      known(c, "empty", IR_DT_I64, 1, &zero, NULL)};
+	FeOptions o = {0, 2, sh};
+	IrGraph *g = import_opts(c, p, &o, __LINE__);
+	if (g) {
+		IrValue *x = ir_graph_value(g, "x"), *z = ir_graph_value(g, "z");
+		IrValue *v = ir_graph_value(g, "v"), *e = ir_graph_value(g, "empty");
+		CHECK(x && x->role == IR_ROLE_INPUT && x->type->numel == 0);
+		CHECK(z && z->is_output && has_shape(z->type, 3, yd) && z->type->numel == 0);
+		CHECK(v && v->type->rank == 0 && v->type->numel == 1);
+		CHECK(e && e->role == IR_ROLE_CONST && e->type->numel == 0 && e->init);
+	}
+	ir_graph_free(g);
+	ir_ctx_free(c);
+}
+
+/* ---- graph outputs keep their ONNX names ---- */
+
+static void test_output_names(void)
+{
+	Model *m = model(13);
+	int64_t xd[] = {2};
+	float wv[] = {1, 2}, kv[] = {3, 4};
+	int64_t iv[] = {5, 6};
+	input(m, "x", F32, 1, xd);
+	init_f(m, "w", 1, xd, wv);     /* a parameter (Add computes on it) and an output */
+	init_i64(m, "c", 2, iv);       /* an int64 initializer: a const */
+	init_i64(m, "c/const", 2, iv); /* has the name the renamed const would take */
+	node(m, "Add", "add", "x,w", "y");
+	Onnx__NodeProto *k = node(m, "Constant", "k", "", "values");
+	attr_t(m, k, "value", tensor(m, "", F32, 1, xd, kv, sizeof kv));
+	node(m, "Identity", "id", "y", "y2");
+	node(m, "Identity", "idc", "c/const", "c2");
+	output(m, "y2", F32, 1, xd);
+	output(m, "values", F32, 1, xd);
+	output(m, "c", I64, 1, xd);
+	output(m, "w", F32, 1, xd);
+	output(m, "x", F32, 1, xd);
+	IrCtx *c = ir_ctx_new();
+	IrGraph *g = IMPORT_OK(c, save(m, "out_names.onnx"), 0);
+	if (g && g->outputs.n == 5) {
+		IrValue **o = (IrValue **)g->outputs.v;
+		CHECK(!strcmp(o[0]->name, "y2"));
+		/* Constant and initializer outputs keep the ONNX name; the constant is renamed */
+		CHECK(!strcmp(o[1]->name, "values") && o[1]->def->op == IR_OP_IDENTITY);
+		IrValue *kc = o[1]->def->in[0];
+		CHECK(!strcmp(kc->name, "values/const") && kc->role == IR_ROLE_CONST &&
+		      ir_graph_value(g, "values/const") == kc && ((float *)kc->init)[1] == 4);
+		CHECK(ir_graph_value(g, "values") == o[1]);
+		CHECK(!strcmp(o[2]->name, "c") && !strcmp(o[2]->def->in[0]->name, "c/const.1"));
+		CHECK(((int64_t *)o[2]->def->in[0]->init)[1] == 6);
+		CHECK(ir_graph_value(g, "c2")->def->in[0] == ir_graph_value(g, "c/const"));
+		/* a parameter and an input keep theirs: the output is "<name>.out" */
+		CHECK(!strcmp(o[3]->name, "w.out") && o[3]->def->in[0] == ir_graph_value(g, "w"));
+		CHECK(ir_graph_value(g, "w")->role == IR_ROLE_PARAM);
+		CHECK(!strcmp(o[4]->name, "x.out") && o[4]->def->in[0] == ir_graph_value(g, "x"));
+	} else {
+		CHECK(g && g->outputs.n == 5);
+	}
+	ir_graph_free(g);
+	ir_ctx_free(c);
+	/* the same constant output listed twice */
+	m = model(13);
+	attr_t(m, node(m, "Constant", "k", "", "v"), "value",
+	       tensor(m, "", F32, 1, xd, kv, sizeof kv));
+	output(m, "v", F32, 1, xd);
+	output(m, "v", F32, 1, xd);
+	EXPECT_ERR(save(m, "out_twice.onnx"), NULL, IR_ERR_INPUT, "graph output 'v'",
+	           "listed twice");
+}
+
+/* ir_value_rename keeps the name table exact: many values in a small table (long probe
+ * runs), renamed back and forth, every name looked up after each step. */
+static void test_value_rename(void)
+{
+	IrCtx *c = ir_ctx_new();
+	IrGraph *g = ir_graph_new(c, "rename", "rename.test");
+	const IrType *t = ir_type(c, IR_DT_F32, 0, NULL);
+	enum { N = 300 };
+	IrValue *v[N];
+	char name[N][32];
+	for (int i = 0; i < N; i++) {
+		snprintf(name[i], sizeof name[i], "v%d", i);
+		v[i] = ir_value_new(g, name[i], t, IR_ROLE_CONST, NULL, NULL);
+	}
+	int bad = 0;
+	for (int round = 0; round < 3; round++)
+		for (int i = round; i < N; i += 3) {
+			snprintf(name[i], sizeof name[i], "%s/r%d", round == 1 ? "w" : "v", i);
+			if (ir_value_rename(g, v[i], name[i]))
+				bad++;
+			if (i % 17 == 0) /* check every name now and then */
+				for (int j = 0; j < N; j++)
+					bad += ir_graph_value(g, name[j]) != v[j];
+		}
+	for (int j = 0; j < N; j++) {
+		bad += ir_graph_value(g, name[j]) != v[j] || strcmp(v[j]->name, name[j]);
+		char old[32];
+		snprintf(old, sizeof old, "v%d", j);
+		bad += ir_graph_value(g, old) != NULL;
+	}
+	CHECK_MSG(bad == 0, "%d name table errors", bad);
+	/* a taken name is refused; the same name is a no-op; new values still fit */
+	CHECK(ir_value_rename(g, v[0], name[1]) == -1 && ir_error_status(c) == IR_ERR_INPUT &&
+	      strstr(ir_diag_text(c), name[1]) && ir_graph_value(g, name[0]) == v[0]);
+	CHECK(ir_value_rename(g, v[2], name[2]) == 0 && ir_graph_value(g, name[2]) == v[2]);
+	IrValue *nv = ir_value_new(g, "v0", t, IR_ROLE_CONST, NULL, NULL);
+	CHECK(nv && ir_graph_value(g, "v0") == nv && ir_graph_value(g, name[0]) == v[0]);
+	ir_graph_free(g);
+	ir_ctx_free(c);
+}
+
+/* ---- graph inputs and outputs that are not tensors ---- */
+
+static Onnx__TypeProto *type_proto(Model *m)
+{
+	Onnx__TypeProto *tp = ir_arena_alloc(m->a, sizeof *tp);
+	Onnx__TypeProto tpi = ONNX__TYPE_PROTO__INIT;
+	*tp = tpi;
+	return tp;
+}
+
+/* optional(seq(tensor(float))), map(int64,tensor(float)) or sparse_tensor(float) */
+static Onnx__ValueInfoProto *vinfo_kind(Model *m, const char *name, int kind)
+{
+	Onnx__ValueInfoProto *v = vinfo(m, name, F32, -1, NULL);
+	Onnx__TypeProto *tensor_t = v->type, *tp = type_proto(m);
+	if (kind == 0) {
+		Onnx__TypeProto *seq = type_proto(m);
+		Onnx__TypeProto__Sequence *sq = ir_arena_alloc(m->a, sizeof *sq);
+		Onnx__TypeProto__Sequence sqi = ONNX__TYPE_PROTO__SEQUENCE__INIT;
+		*sq = sqi;
+		sq->elem_type = tensor_t;
+		seq->value_case = ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE;
+		seq->sequence_type = sq;
+		Onnx__TypeProto__Optional *op = ir_arena_alloc(m->a, sizeof *op);
+		Onnx__TypeProto__Optional opi = ONNX__TYPE_PROTO__OPTIONAL__INIT;
+		*op = opi;
+		op->elem_type = seq;
+		tp->value_case = ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE;
+		tp->optional_type = op;
+	} else if (kind == 1) {
+		Onnx__TypeProto__Map *mp = ir_arena_alloc(m->a, sizeof *mp);
+		Onnx__TypeProto__Map mpi = ONNX__TYPE_PROTO__MAP__INIT;
+		*mp = mpi;
+		mp->has_key_type = 1;
+		mp->key_type = I64;
+		mp->value_type = tensor_t;
+		tp->value_case = ONNX__TYPE_PROTO__VALUE_MAP_TYPE;
+		tp->map_type = mp;
+	} else {
+		Onnx__TypeProto__SparseTensor *sp = ir_arena_alloc(m->a, sizeof *sp);
+		Onnx__TypeProto__SparseTensor spi = ONNX__TYPE_PROTO__SPARSE_TENSOR__INIT;
+		*sp = spi;
+		sp->has_elem_type = 1;
+		sp->elem_type = F32;
+		tp->value_case = ONNX__TYPE_PROTO__VALUE_SPARSE_TENSOR_TYPE;
+		tp->sparse_tensor_type = sp;
+	}
+	v->type = tp;
+	return v;
+}
+
+static void test_io_types(void)
+{
+	static const char *const want[] = {"optional(seq(tensor(float)))",
+	                                   "map(int64,tensor(float))", "sparse_tensor(float)"};
+	int64_t xd[] = {2};
+	for (int kind = 0; kind < 3; kind++) {
+		/* as an input (test_identity_opt) */
+		Model *m = model(16);
+		PUSH(m->a, m->g.input, m->g.n_input, vinfo_kind(m, "opt_in", kind));
+		node(m, "Identity", "id", "opt_in", "y");
+		output(m, "y", F32, 1, xd);
+		const char *p = save(m, "io_in.onnx");
+		EXPECT_ERR(p, NULL, IR_ERR_UNSUPPORTED, "graph input 'opt_in'", want[kind]);
+		IrCtx *c = ir_ctx_new();
+		CHECK(fe_onnx_check(c, p) == -1 && ir_error_status(c) == IR_ERR_UNSUPPORTED &&
+		      strstr(ir_diag_text(c), "graph input 'opt_in'"));
+		ir_ctx_free(c);
+		/* as an output */
+		m = model(16);
+		input(m, "x", F32, 1, xd);
+		node(m, "Identity", "id", "x", "y");
+		PUSH(m->a, m->g.output, m->g.n_output, vinfo_kind(m, "y", kind));
+		EXPECT_ERR(save(m, "io_out.onnx"), NULL, IR_ERR_UNSUPPORTED, "graph output 'y'",
+		           want[kind]);
+	}
+	/* an input with an empty TypeProto is malformed */
+	Model *m = model(13);
+	Onnx__ValueInfoProto *vi = vinfo(m, "x", F32, -1, NULL);
+	vi->type = type_proto(m);
+	PUSH(m->a, m->g.input, m->g.n_input, vi);
+	node(m, "Relu", "r", "x", "y");
+	output(m, "y", F32, 1, xd);
+	EXPECT_ERR(save(m, "io_none.onnx"), NULL, IR_ERR_INPUT, "input 'x' has no type", NULL);
+	/* fe_onnx_check needs no data: a model that needs a known input passes it */
+	m = model(13);
+	int64_t two = 2;
+	input(m, "x", F32, 1, xd);
+	input(m, "s", I64, 1, &two);
+	node(m, "Reshape", "rs", "x,s", "y");
+	output(m, "y", F32, -1, NULL);
+	const char *p = save(m, "check_ok.onnx");
+	IrCtx *c = ir_ctx_new();
+	CHECK_MSG(fe_onnx_check(c, p) == 0 && ir_error_count(c) == 0, "%s", ir_diag_text(c));
+	CHECK(fe_onnx_check(c, path_of("no_such.onnx")) == -1 &&
+	      ir_error_status(c) == IR_ERR_INPUT && strstr(ir_diag_text(c), "no_such.onnx"));
+	ir_ctx_free(c);
+}
+
 /* ---- tensor files ---- */
 
 static void test_tensor_io(void)
@@ -1449,6 +1826,11 @@ int main(void)
 	test_external();
 	test_truncated();
 	test_malformed();
+	test_known_inputs();
+	test_zero_size();
+	test_output_names();
+	test_value_rename();
+	test_io_types();
 	test_tensor_io();
 	char cmd[300];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
