@@ -11,5 +11,11 @@
 const CgRtSymbol cg_rt_symbols[] = {
 	{"lns_madam_init", (void *)lns_madam_init},
 	{"lns_encode_tensor", (void *)lns_encode_tensor},
+	{"lns_rng_key", (void *)lns_rng_key},
+	{"lns_view_offset", (void *)lns_view_offset},
+	{"lns_scale_pick", (void *)lns_scale_pick},
+	{"lns_scale_record", (void *)lns_scale_record},
+	{"lns_ceil_log", (void *)lns_ceil_log},
+	{"lnsrt_parallel_for", (void *)lnsrt_parallel_for},
 	{NULL, NULL},
 };

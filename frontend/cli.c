@@ -1,7 +1,9 @@
 /* cli.c: the subcommands: train, inspect, grad, eval.
  *
  * Each command parses its flags, imports the model (frontend), runs the pass pipeline, and
- * drives a backend (the reference interpreter for now). Errors are diagnostics printed once,
+ * drives a backend: the LLVM backend JIT-compiles the planned graph and runs it through the
+ * runtime's model handle (train and grad by default), the reference interpreter runs it node
+ * by node (eval by default, and --backend interp). Errors are diagnostics printed once,
  * with the exit code of their status: 2 for bad input or usage, 3 for unsupported models,
  * 1 for runtime failures. Output directories are written file by file through temporary
  * names, so a failed run never leaves a half-written tensor behind.
@@ -13,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "codegen/cg.h"
 #include "frontend/cli.h"
 #include "frontend/fe.h"
 #include "passes/passes.h"
@@ -26,7 +29,7 @@ typedef struct CliArgs {
 	const char *model;
 	const char *data, *metrics, *out_dir, *labels, *formats, *backend;
 	PassOptions po;
-	int epochs, progress, recipe_given, telemetry;
+	int epochs, progress, recipe_given, telemetry, threads;
 	int64_t batch, steps;
 	uint64_t seed;
 	int ninputs;
@@ -107,9 +110,13 @@ static int parse_flag(const char *cmd, CliArgs *a, const char *flag, const char 
 		else
 			return bad_usage(cmd, "unknown optimizer '%s' (sgd, adam)", val);
 	} else if (!strcmp(flag, "--backend")) {
-		if (strcmp(val, "interp"))
-			return bad_usage(cmd, "unknown backend '%s' (interp)", val);
+		if (strcmp(val, "interp") && strcmp(val, "llvm"))
+			return bad_usage(cmd, "unknown backend '%s' (llvm, interp)", val);
 		a->backend = val;
+	} else if (!strcmp(flag, "--threads")) {
+		if (parse_int(val, 1, 1024, &n))
+			return bad_usage(cmd, "--threads wants a positive integer, not '%s'", val);
+		a->threads = (int)n;
 	} else if (!strcmp(flag, "--metrics")) {
 		a->metrics = val;
 	} else if (!strcmp(flag, "--formats")) {
@@ -140,7 +147,7 @@ static int parse_args(const char *cmd, const char *help, const char *allowed, in
 	a->epochs = 1;
 	a->batch = 0;
 	a->progress = -1;
-	a->backend = "interp";
+	a->backend = strcmp(cmd, "eval") ? "llvm" : "interp"; /* eval: the reference semantics */
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
 		if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
@@ -191,6 +198,7 @@ static int self_check(IrCtx *c)
 	rc |= ir_ops_check(c);
 	rc |= pass_grad_check(c);
 	rc |= fe_import_check(c);
+	rc |= cg_emit_check(c);
 	return rc;
 }
 
@@ -268,12 +276,15 @@ static int cmd_inspect(int argc, char **argv)
 
 static const char train_help[] =
 	"usage: lnsc train MODEL.onnx [--data fashion-mnist|DIR] [--recipe fp32|lns-madam]\n"
-	"                  [--epochs N] [--batch N] [--lr X] [--seed S] [--backend interp]\n"
-	"                  [--metrics FILE.csv] [--optimizer sgd|adam] [--momentum M]\n"
-	"                  [--formats FILE] [--steps N] [--no-progress] [--telemetry]\n"
+	"                  [--epochs N] [--batch N] [--lr X] [--seed S] [--backend llvm|interp]\n"
+	"                  [--threads N] [--metrics FILE.csv] [--optimizer sgd|adam]\n"
+	"                  [--momentum M] [--formats FILE] [--steps N] [--no-progress] [--telemetry]\n"
 	"Trains on the dataset's training split; after each epoch prints the mean training loss,\n"
 	"the test loss and accuracy, and the time. --data DIR reads the four gzip IDX files of a\n"
 	"Fashion-MNIST/MNIST-style folder; the default is Debian's Fashion-MNIST.\n"
+	"--backend llvm (the default) compiles the training step for this machine first (JIT) and\n"
+	"runs it on --threads threads (default: every core); interp runs the reference\n"
+	"interpreter.\n"
 	"--telemetry prints, after training, each LNS tensor's scale offset and its saturation\n"
 	"and underflow counts.\n";
 
@@ -345,53 +356,133 @@ static void print_telemetry(IrGraph *g, IrInterp *ip)
 	}
 }
 
-static int run_training(IrCtx *c, IrGraph *g, const CliArgs *a)
+/* ---- the LLVM backend: the planned graph JIT-compiled for this machine ---- */
+
+typedef struct Jitted {
+	CgJit *jit;
+	const LnsrtModelDesc *desc; /* lives in the JIT's memory */
+	double seconds;
+} Jitted;
+
+static int jit_compile(IrCtx *c, IrGraph *g, const char *recipe, int eval_dropout, Jitted *out)
 {
-	LnsrtDataset train = {0}, test = {0};
+	double t0 = lnsrt_now();
+	memset(out, 0, sizeof *out);
+	if (!(out->jit = cg_jit_new(c, NULL)))
+		return -1;
+	CgCtx *cg = cg_jit_ctx(out->jit, "lnsc_model");
+	if (!cg)
+		return -1;
+	cg->recipe = recipe;
+	if (cg_emit_model(cg, g, "lnsc_model", eval_dropout)) {
+		cg_ctx_free(cg);
+		return -1;
+	}
+	if (cg_jit_add(out->jit, cg))
+		return -1;
+	out->desc = cg_jit_lookup(out->jit, "lnsc_model");
+	out->seconds = lnsrt_now() - t0;
+	return out->desc ? 0 : -1;
+}
+
+/* A trainer over the chosen backend: the JIT-compiled model or the interpreter. */
+typedef struct Backend {
+	Jitted jt;
+	LnsrtModel *m;
+	IrInterp *ip;
+	InterpTrainer it;
+	LnsrtTrainer tr;
+	int threads;
+} Backend;
+
+static int backend_trainer(IrCtx *c, IrGraph *g, const CliArgs *a, Backend *b)
+{
 	char err[1024];
-	if (lnsrt_data_open(a->data, &train, &test, err, sizeof err)) {
-		fprintf(stderr, "lnsc: error: %s\n", err);
-		return 2;
+	if (b->jt.desc) {
+		b->threads = a->threads ? a->threads : lnsrt_cpu_count();
+		b->m = lnsrt_model_new(b->jt.desc, b->threads, a->seed, err, sizeof err);
+		if (!b->m || lnsrt_model_trainer(b->m, &b->tr, err, sizeof err)) {
+			ir_error(c, IR_ERR_RUNTIME, "%s", err);
+			return -1;
+		}
+		return 0;
 	}
 	IrValue *in = g->inputs.v[0], *logits = g->outputs.v[0];
-	IrInterp *ip = ir_interp_new(g, a->seed);
-	if (!ip) {
-		lnsrt_dataset_free(&train);
-		lnsrt_dataset_free(&test);
-		return fail(c);
-	}
-	InterpTrainer it = {.ip = ip, .g = g, .input = in, .labels = g->labels, .logits = logits};
-	LnsrtTrainer tr = {
-		.impl = &it,
+	if (!(b->ip = ir_interp_new(g, a->seed)))
+		return -1;
+	b->threads = 1;
+	b->it = (InterpTrainer){.ip = b->ip, .g = g, .input = in, .labels = g->labels,
+				.logits = logits};
+	b->tr = (LnsrtTrainer){
+		.impl = &b->it,
 		.batch = (int)in->type->dims[0],
 		.example_size = in->type->numel / in->type->dims[0],
 		.nclasses = (int)logits->type->dims[1],
 		.train_step = it_train_step,
 		.eval_step = it_eval_step,
 	};
+	return 0;
+}
+
+static void backend_free(Backend *b)
+{
+	lnsrt_model_free(b->m);
+	cg_jit_free(b->jt.jit);
+	ir_interp_free(b->ip);
+}
+
+static int run_training(IrCtx *c, IrGraph *g, const CliArgs *a)
+{
+	LnsrtDataset train = {0}, test = {0};
+	char err[1024];
+	Backend b;
+	memset(&b, 0, sizeof b);
+	int rc = 1;
+	if (!strcmp(a->backend, "llvm")) {
+		if (jit_compile(c, g, a->po.recipe, 0, &b.jt)) {
+			rc = fail(c);
+			goto out;
+		}
+		printf("compiled in %.2f s\n", b.jt.seconds);
+		fflush(stdout);
+	}
+	if (lnsrt_data_open(a->data, &train, &test, err, sizeof err)) {
+		fprintf(stderr, "lnsc: error: %s\n", err);
+		rc = 2;
+		goto out;
+	}
+	if (backend_trainer(c, g, a, &b)) {
+		rc = fail(c);
+		goto out;
+	}
 	LnsrtTrainOpts to = {.epochs = a->epochs, .seed = a->seed, .metrics_path = a->metrics,
 			     .progress = a->progress, .out = stdout, .max_steps = a->steps};
 	LnsrtEpochResult last;
-	printf("lnsc: training %s: recipe %s, backend %s, batch %d, %d epoch%s, seed %llu\n",
-	       a->model, a->po.recipe, a->backend, tr.batch, a->epochs, a->epochs > 1 ? "s" : "",
-	       (unsigned long long)a->seed);
+	printf("lnsc: training %s: recipe %s, backend %s, %d thread%s, batch %d, %d epoch%s, "
+	       "seed %llu\n",
+	       a->model, a->po.recipe, a->backend, b.threads, b.threads > 1 ? "s" : "", b.tr.batch,
+	       a->epochs, a->epochs > 1 ? "s" : "", (unsigned long long)a->seed);
 	fflush(stdout);
-	int rc = lnsrt_train(&tr, &train, &test, &to, &last, err, sizeof err);
+	rc = lnsrt_train(&b.tr, &train, &test, &to, &last, err, sizeof err);
 	if (rc)
 		fprintf(stderr, "lnsc: error: %s\n", err);
+	else if (a->telemetry && b.m)
+		lnsrt_model_telemetry(b.m, stdout);
 	else if (a->telemetry)
-		print_telemetry(g, ip);
-	ir_interp_free(ip);
+		print_telemetry(g, b.ip);
+	rc = rc == LNSRT_INTERRUPTED || rc == LNSRT_BAD_INPUT ? rc : rc ? 1 : 0;
+out:
+	backend_free(&b);
 	lnsrt_dataset_free(&train);
 	lnsrt_dataset_free(&test);
-	return rc ? 1 : 0;
+	return rc;
 }
 
 static int cmd_train(int argc, char **argv)
 {
 	CliArgs a;
 	int rc = parse_args("train", train_help,
-			    " --data --recipe --epochs --batch --lr --seed --backend --metrics "
+			    " --data --recipe --epochs --batch --lr --seed --backend --threads --metrics "
 			    "--optimizer --momentum --formats --steps --telemetry ",
 			    argc, argv, &a);
 	if (rc)
@@ -412,14 +503,16 @@ static int cmd_train(int argc, char **argv)
 
 static const char grad_help[] =
 	"usage: lnsc grad MODEL.onnx --input NAME=FILE.pb [...] --labels FILE.pb -o DIR\n"
-	"                 [--recipe fp32|lns-madam] [--backend interp] [--seed S]\n"
+	"                 [--recipe fp32|lns-madam] [--backend llvm|interp] [--seed S]\n"
 	"One forward/backward on the given batch (ONNX TensorProto files). The loss is softmax\n"
 	"cross-entropy on the first output for int64 labels [N], MSE for float labels of the\n"
 	"output's shape. Writes DIR/loss.pb, each graph output, grad_<initializer>.pb for every\n"
-	"parameter, and DIR/manifest.json.\n";
+	"parameter, and DIR/manifest.json. The default backend is llvm (compiled for this\n"
+	"machine); interp is the reference interpreter.\n";
 
 static const char eval_help[] =
 	"usage: lnsc eval MODEL.onnx --input NAME=FILE.pb [...] -o DIR [--recipe fp32|lns-madam]\n"
+	"                 [--backend interp|llvm] [--seed S]\n"
 	"Forward pass with ONNX inference semantics; writes each graph output as DIR/<name>.pb\n"
 	"and DIR/manifest.json. The recipe defaults to fp32 here (exact ONNX semantics);\n"
 	"--recipe lns-madam runs the forward pass with the recipe's LNS activations.\n";
@@ -464,15 +557,47 @@ static int make_dir(IrCtx *c, const char *dir)
 	return 0;
 }
 
+/* One step of either backend on given tensors, and its results read back. */
+typedef struct Runner {
+	IrGraph *g;
+	IrInterp *ip; /* interp */
+	Jitted jt;    /* llvm */
+	LnsrtModel *m;
+	const void **io;
+} Runner;
+
+/* A value after an LLVM step, from the model's blobs: LNS decoded with the scale offset the
+ * step used (the state's for stored tensors, the value's k slot in scratch otherwise). */
+static int llvm_read(Runner *r, const IrValue *v, void *out)
+{
+	const IrPlan *pl = r->g->plan;
+	uint8_t *base = v->loc.area == IR_AREA_STATE ? lnsrt_model_state(r->m)
+			: v->loc.area == IR_AREA_SCRATCH ? lnsrt_model_scratch(r->m) : NULL;
+	if (!base)
+		return -1;
+	const uint8_t *d = base + v->loc.offset;
+	if (v->type->dt != IR_DT_LNS) {
+		memcpy(out, d, ir_type_bytes(v->type));
+		return 0;
+	}
+	int32_t k;
+	if (v->loc.area == IR_AREA_STATE)
+		k = ((const LnsScaleState *)((uint8_t *)lnsrt_model_state(r->m) + v->loc.scale_off))->k;
+	else
+		memcpy(&k, (uint8_t *)lnsrt_model_scratch(r->m) + pl->kslot_off + 4 * (size_t)v->id, 4);
+	lns_decode_tensor(v->type->fmt, k, d, out, (size_t)v->type->numel);
+	return 0;
+}
+
 /* Read a value after the step and write it as DIR/file (decoded to f32 for LNS). */
-static int write_value(IrCtx *c, IrInterp *ip, IrArena *ar, const char *dir, const char *file,
+static int write_value(IrCtx *c, Runner *r, IrArena *ar, const char *dir, const char *file,
 		       const IrValue *v, const char *name)
 {
 	const IrType *t = v->type->dt == IR_DT_LNS ? ir_type_f32_like(c, v->type) : v->type;
 	void *buf = ir_arena_alloc(ar, ir_type_bytes(t) + 1);
-	if (ir_interp_read(ip, v, buf)) {
+	if (r->ip ? ir_interp_read(r->ip, v, buf) : llvm_read(r, v, buf)) {
 		ir_error(c, IR_ERR_RUNTIME, "cannot read '%s' after the step: %s", v->name,
-			 ir_interp_error(ip));
+			 r->ip ? ir_interp_error(r->ip) : "not in the state or scratch");
 		return -1;
 	}
 	const char *path = ir_arena_printf(ar, "%s/%s", dir, file);
@@ -523,20 +648,20 @@ static int write_manifest(IrCtx *c, IrGraph *g, IrArena *ar, const char *dir, in
 	return 0;
 }
 
-static int write_results(IrCtx *c, IrGraph *g, IrInterp *ip, const char *dir, int with_grads)
+static int write_results(IrCtx *c, IrGraph *g, Runner *r, const char *dir, int with_grads)
 {
 	IrArena *ar = ir_arena_new();
 	int rc = make_dir(c, dir);
 	for (int i = 0; !rc && i < g->outputs.n; i++) {
 		IrValue *v = g->outputs.v[i];
-		rc = write_value(c, ip, ar, dir, sanitize(ar, "", v->name), v, v->name);
+		rc = write_value(c, r, ar, dir, sanitize(ar, "", v->name), v, v->name);
 	}
 	if (with_grads && !rc)
-		rc = write_value(c, ip, ar, dir, "loss.pb", g->loss, "loss");
+		rc = write_value(c, r, ar, dir, "loss.pb", g->loss, "loss");
 	for (int i = 0; with_grads && !rc && i < g->params.n; i++) {
 		IrValue *p = g->params.v[i];
 		if (p->grad)
-			rc = write_value(c, ip, ar, dir, sanitize(ar, "grad_", p->name), p->grad,
+			rc = write_value(c, r, ar, dir, sanitize(ar, "grad_", p->name), p->grad,
 					 p->name);
 	}
 	if (!rc)
@@ -590,7 +715,8 @@ static int is_const_input(const IrGraph *g, const IrValue *v)
 	return 0;
 }
 
-static int bind_inputs(IrCtx *c, IrGraph *g, IrInterp *ip, const Loaded *in, int n)
+/* data[i] gets the tensor given for g->inputs[i]. */
+static int match_inputs(IrCtx *c, IrGraph *g, const Loaded *in, int n, const void **data)
 {
 	for (int i = 0; i < g->inputs.n; i++) {
 		IrValue *v = g->inputs.v[i];
@@ -605,7 +731,7 @@ static int bind_inputs(IrCtx *c, IrGraph *g, IrInterp *ip, const Loaded *in, int
 					 ir_type_str(v->type, 0, y, sizeof y));
 				return -1;
 			}
-			ir_interp_bind(ip, v, in[j].data);
+			data[i] = in[j].data;
 			found = 1;
 		}
 		if (!found) {
@@ -620,6 +746,48 @@ static int bind_inputs(IrCtx *c, IrGraph *g, IrInterp *ip, const Loaded *in, int
 				 "name", in[j].name);
 			return -1;
 		}
+	}
+	return 0;
+}
+
+static int run_interp(IrCtx *c, Runner *r, const CliArgs *a, int with_grads)
+{
+	IrGraph *g = r->g;
+	if (!(r->ip = ir_interp_new(g, a->seed)))
+		return -1;
+	ir_interp_set_onnx_semantics(r->ip, !with_grads);
+	for (int i = 0; i < g->inputs.n; i++)
+		ir_interp_bind(r->ip, g->inputs.v[i], r->io[i]);
+	if (with_grads)
+		ir_interp_bind(r->ip, g->labels, r->io[g->inputs.n]);
+	if (ir_interp_run(r->ip, with_grads ? IR_MODE_TRAIN : IR_MODE_EVAL)) {
+		ir_error(c, IR_ERR_RUNTIME, "%s", ir_interp_error(r->ip));
+		return -1;
+	}
+	return 0;
+}
+
+/* The gradients must reach memory: fusion (the Madam update in a weight-gradient GEMM) would
+ * keep them in registers, so the marks are dropped (the fused order stays valid). */
+static void unfuse(IrGraph *g)
+{
+	for (int i = 0; i < g->nodes.n; i++) {
+		IR_NODE(g, i)->epilogue = NULL;
+		IR_NODE(g, i)->fused = 0;
+	}
+}
+
+static int run_llvm(IrCtx *c, Runner *r, const CliArgs *a, int with_grads)
+{
+	char err[1024];
+	if (with_grads)
+		unfuse(r->g);
+	if (jit_compile(c, r->g, a->po.recipe, !with_grads, &r->jt))
+		return -1;
+	if (!(r->m = lnsrt_model_new(r->jt.desc, 1, a->seed, err, sizeof err)) ||
+	    lnsrt_model_run(r->m, with_grads, r->io, err, sizeof err)) {
+		ir_error(c, IR_ERR_RUNTIME, "%s", err);
+		return -1;
 	}
 	return 0;
 }
@@ -643,7 +811,8 @@ static int run_tensors(int argc, char **argv, int with_grads)
 	Loaded in[MAX_TENSOR_ARGS + 1];
 	FeInputShape shapes[MAX_TENSOR_ARGS];
 	IrGraph *g = NULL;
-	IrInterp *ip = NULL;
+	Runner r;
+	memset(&r, 0, sizeof r);
 	Loaded lab = {0};
 	a.po.train = with_grads;
 	if (!with_grads && !a.recipe_given)
@@ -670,22 +839,23 @@ static int run_tensors(int argc, char **argv, int with_grads)
 			 ir_type_str(lab.type, 0, x, sizeof x), ir_type_str(g->labels->type, 0, y, sizeof y));
 		goto out;
 	}
-	if (!(ip = ir_interp_new(g, a.seed)))
-		goto out;
-	if (!with_grads)
-		ir_interp_set_onnx_semantics(ip, 1);
-	if (bind_inputs(c, g, ip, in, a.ninputs))
+	r.g = g;
+	r.io = calloc((size_t)g->inputs.n + 2, sizeof *r.io);
+	if (!r.io)
+		abort();
+	if (match_inputs(c, g, in, a.ninputs, r.io))
 		goto out;
 	if (with_grads)
-		ir_interp_bind(ip, g->labels, lab.data);
-	if (ir_interp_run(ip, with_grads ? IR_MODE_TRAIN : IR_MODE_EVAL)) {
-		ir_error(c, IR_ERR_RUNTIME, "%s", ir_interp_error(ip));
+		r.io[g->inputs.n] = lab.data; /* IO slots: the inputs, then the labels */
+	if (!strcmp(a.backend, "llvm") ? run_llvm(c, &r, &a, with_grads) : run_interp(c, &r, &a, with_grads))
 		goto out;
-	}
-	write_results(c, g, ip, a.out_dir, with_grads);
+	write_results(c, g, &r, a.out_dir, with_grads);
 out:
 	rc = ir_error_count(c) ? fail(c) : 0;
-	ir_interp_free(ip);
+	ir_interp_free(r.ip);
+	lnsrt_model_free(r.m);
+	cg_jit_free(r.jt.jit);
+	free(r.io);
 	ir_graph_free(g);
 	ir_arena_free(ar);
 	ir_ctx_free(c);
@@ -763,5 +933,6 @@ const CliCommand cli_commands[] = {
 	{"inspect", cmd_inspect},
 	{"grad", cmd_grad},
 	{"eval", cmd_eval},
+	{"compile", cli_compile},
 	{NULL, NULL},
 };

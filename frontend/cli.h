@@ -11,4 +11,7 @@ typedef struct CliCommand {
 
 extern const CliCommand cli_commands[];
 
+/* lnsc compile (compile.c) */
+int cli_compile(int argc, char **argv);
+
 #endif

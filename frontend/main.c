@@ -13,6 +13,8 @@ static void usage(FILE *f)
 	      "  inspect MODEL.onnx   print the training graph with formats and state sizes\n"
 	      "  grad    MODEL.onnx   one forward/backward on given tensors; writes loss and gradients\n"
 	      "  eval    MODEL.onnx   forward on given tensors; writes the graph outputs\n"
+	      "  compile MODEL.onnx   native training code: executable, static library, object\n"
+	      "  ops                  the supported-ops table\n"
 	      "\n"
 	      "'lnsc <command> --help' shows a command's options; docs/cli.md has them all.\n",
 	      f);

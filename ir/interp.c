@@ -112,6 +112,21 @@ void ir_interp_set_step(IrInterp *ip, uint32_t step)
 	ip->hdr->step = step;
 }
 
+void *ir_interp_state_blob(IrInterp *ip)
+{
+	return ip->state;
+}
+
+void ir_interp_state_loaded(IrInterp *ip)
+{
+	IrGraph *g = ip->g;
+	for (int i = 0; i < g->values.n; i++) {
+		const IrValue *v = IR_VALUE(g, i);
+		if (v->loc.area == IR_AREA_STATE && v->type->dt == IR_DT_LNS && v->loc.scale_off >= 0)
+			ip->k[i] = scale_of(ip, v)->k;
+	}
+}
+
 IrMode ir_interp_mode(const IrInterp *ip)
 {
 	return ip->mode;

@@ -208,6 +208,12 @@ struct IrNode {
 	IrValue **in;
 	IrValue **out;
 	IrAttrs attr;
+	/* Fusion (passes/fuse.c): `epilogue` is a consumer whose work this node's kernel does in
+	 * its epilogue (a Relu after a Gemm; the Madam update after a weight-gradient Gemm);
+	 * `fused` marks such a consumer, which backends that fuse do not emit on its own. The
+	 * interpreter ignores both: fusion never changes results. */
+	struct IrNode *epilogue;
+	int fused;
 };
 
 /* The memory plan (passes/plan.c): two blobs per model. The state blob holds params in their
@@ -217,7 +223,13 @@ typedef struct IrPlan {
 	size_t state_bytes;
 	size_t scratch_bytes;
 	int first_loss, first_bwd, first_update; /* node indices where the phases start */
+	/* Backend scratch after the values (the interpreter does not use it): a temporary area
+	 * [temp_off, temp_off + temp_bytes) that the running node's kernel may use (f32 copies
+	 * of its LNS operands, IR_PLAN_TEMP_EXTRA bytes of reduction partials), and at kslot_off
+	 * one int32 per value id: the scale offset of the LNS data the value holds this step. */
+	size_t temp_off, temp_bytes, kslot_off;
 } IrPlan;
+enum { IR_PLAN_TEMP_EXTRA = 8192 };
 
 typedef struct IrGraph {
 	IrCtx *ctx;
@@ -379,6 +391,11 @@ void *ir_interp_data(IrInterp *ip, const IrValue *v);
 LnsScaleState *ir_interp_scale(IrInterp *ip, const IrValue *v);
 uint32_t ir_interp_step(const IrInterp *ip);
 void ir_interp_set_step(IrInterp *ip, uint32_t step);
+/* The state blob (the plan's layout, max(plan->state_bytes, IR_STATE_HEADER_BYTES) bytes):
+ * checkpoints read it. A caller that writes it (loading a checkpoint) then calls
+ * ir_interp_state_loaded, which re-reads the scale offsets of stored LNS tensors. */
+void *ir_interp_state_blob(IrInterp *ip);
+void ir_interp_state_loaded(IrInterp *ip);
 /* Counts of v's most recent encode in this interpreter (TRAIN or EVAL; the LnsScaleState
  * accumulates TRAIN steps only). Returns -1 if v is not LNS-typed. */
 int ir_interp_stats(const IrInterp *ip, const IrValue *v, IrInterpStats *out);
@@ -410,5 +427,30 @@ int ir_interp_fold(IrGraph *g, const IrNode *n, IrTensor *out);
 
 /* Start-up self-check: names every op missing a hook it needs in the ir tables. */
 int ir_ops_check(IrCtx *c);
+
+/* ---- model descriptor (ir/desc.c): the runtime ABI's view of a planned graph ---- */
+struct LnsrtModelDesc; /* runtime/lnsrt.h */
+/* Fills out with the tensor table of a planned graph: one entry per value with bytes in the
+ * state blob, the scratch arena, an IO buffer, or only an LnsScaleState (f32 constants stay
+ * out), in value id order; IO slots are the data inputs in g->inputs order, then the labels;
+ * `param` is the table index of the parameter a STATE or PGRAD tensor belongs to. input,
+ * labels, logits (the first graph output) and loss are table indices; batch comes from the
+ * first input, nclasses and example_size when there is one input and one 2-D output. The
+ * fingerprint is lnsrt_desc_fingerprint's. Strings and the table live in a. Entry points are
+ * NULL: backends fill them. 0, or -1 with a diagnostic (no plan). */
+int ir_model_desc(IrGraph *g, IrArena *a, const char *recipe, struct LnsrtModelDesc *out);
+
+/* The reference interpreter as a backend behind a descriptor, for lnsrt_model_new: init makes
+ * the interpreter (ir_interp_new with the seed), each step runs it on the runtime's state
+ * blob and IO buffers, a numeric error sets the step's error_tensor, and the step's lr
+ * overrides the main optimizer's (Madam for lns recipes, else every update); a label out of
+ * range returns 2 naming the labels. Other interpreter failures go to g's diagnostics. g must
+ * outlive the model. Several lnsrt_models may run one IrInterpModel (each step copies its
+ * state in and out), but not at the same time. NULL with a diagnostic when g has no plan. */
+typedef struct IrInterpModel IrInterpModel;
+IrInterpModel *ir_interp_model_new(IrGraph *g, const char *recipe);
+const struct LnsrtModelDesc *ir_interp_model_desc(const IrInterpModel *m);
+IrInterp *ir_interp_model_interp(IrInterpModel *m); /* NULL before init */
+void ir_interp_model_free(IrInterpModel *m);
 
 #endif

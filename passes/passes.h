@@ -25,7 +25,7 @@ typedef struct PassOptions {
 void pass_options_default(PassOptions *o);
 int pass_recipe_known(const char *recipe);
 
-/* The whole pipeline: infer, canon, autodiff, optimize, precision, plan (pipeline.c). */
+/* The whole pipeline: infer, canon, autodiff, optimize, precision, fuse, plan (pipeline.c). */
 int pass_pipeline(IrGraph *g, const PassOptions *o);
 
 int pass_infer(IrGraph *g, const PassOptions *o);     /* infer.c */
@@ -33,6 +33,7 @@ int pass_canon(IrGraph *g, const PassOptions *o);     /* canon.c */
 int pass_autodiff(IrGraph *g, const PassOptions *o);  /* autodiff.c (rules in grad.c) */
 int pass_optimize(IrGraph *g, const PassOptions *o);  /* optimize.c */
 int pass_precision(IrGraph *g, const PassOptions *o); /* precision.c */
+int pass_fuse(IrGraph *g, const PassOptions *o);      /* fuse.c */
 int pass_plan(IrGraph *g);                            /* plan.c */
 
 /* ---- gradient rules (grad.c) ---- */

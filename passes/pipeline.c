@@ -43,6 +43,7 @@ int pass_pipeline(IrGraph *g, const PassOptions *o)
 	    after(g, "autodiff", pass_autodiff(g, o)) ||
 	    after(g, "optimize", pass_optimize(g, o)) ||
 	    after(g, "precision", pass_precision(g, o)) ||
+	    after(g, "fuse", pass_fuse(g, o)) ||
 	    after(g, "plan", pass_plan(g)))
 		return -1;
 	return 0;

@@ -9,7 +9,9 @@
  * reader (graph outputs and the loss to the end of the step), and two values share bytes only
  * if their live ranges are disjoint. A value read by the node that frees it is still live
  * there, so a kernel's outputs never alias its inputs. Values produced in the forward phase
- * and read in the backward phase simply stay live across: liveness knows no phases.
+ * and read in the backward phase simply stay live across: liveness knows no phases. After the
+ * values the scratch arena holds what compiled kernels need besides (IrPlan: a temporary area
+ * for the running node and a scale-offset slot per value).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +150,24 @@ static size_t place_scratch(IrGraph *g, const int *end)
 	return align_to(a.peak, ALIGN);
 }
 
+/* The backend's temporary area: the largest node's f32 copies of its LNS operands (one per
+ * LNS input and output), plus room for reduction partials. */
+static size_t temp_size(const IrGraph *g)
+{
+	size_t most = 0;
+	for (int i = 0; i < g->nodes.n; i++) {
+		const IrNode *n = IR_NODE(g, i);
+		size_t b = 0;
+		for (int j = 0; j < n->nin + n->nout; j++) {
+			const IrValue *v = j < n->nin ? n->in[j] : n->out[j - n->nin];
+			if (v->type->dt == IR_DT_LNS)
+				b += align_to((size_t)v->type->numel * 4, ALIGN);
+		}
+		most = b > most ? b : most;
+	}
+	return most + IR_PLAN_TEMP_EXTRA;
+}
+
 static int first_of(const IrGraph *g, IrPhase p)
 {
 	for (int i = 0; i < g->nodes.n; i++)
@@ -170,7 +190,11 @@ int pass_plan(IrGraph *g)
 			rc = place_source(g, v, end[i] >= 0, &state);
 	}
 	if (!rc) {
-		plan->scratch_bytes = place_scratch(g, end);
+		plan->temp_off = place_scratch(g, end);
+		plan->temp_bytes = temp_size(g);
+		plan->kslot_off = plan->temp_off + plan->temp_bytes;
+		plan->scratch_bytes =
+			align_to(plan->kslot_off + 4 * (size_t)g->values.n, ALIGN);
 		for (int i = 0; i < g->values.n; i++) {
 			IrValue *v = IR_VALUE(g, i);
 			if (v->type->dt != IR_DT_LNS)

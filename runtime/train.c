@@ -9,11 +9,19 @@
  * rewritten to a temporary file in the same directory and renamed over the target after each
  * epoch, so a run stopped at any moment leaves a complete file. Failures of the backend or a
  * non-finite loss end training with a message naming the epoch and step.
+ *
+ * Checkpoints (checkpoint.c) hold the trainer's state blob and the loop's position: epoch,
+ * step within it, total steps, the epoch's running loss sum and the seed. Since the order of
+ * an epoch is a function of (seed, epoch) and a step depends only on the blob and its batch,
+ * resuming from a position replays nothing and ends bit-identical to an uninterrupted run.
+ * SIGINT sets a flag (the runtime's one static variable, see on_sigint); the loop notices it
+ * after the step in flight, saves, and returns LNSRT_INTERRUPTED.
  */
 #include "runtime/lnsrt.h"
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -263,6 +271,87 @@ static int metrics_write(const Metrics *m, char *err, size_t errn)
 	return 0;
 }
 
+/* On resume, the rows of the epochs before the resumed one are kept from the existing file
+ * (a row is written when its epoch ends, so later rows belong to the stopped run). A missing
+ * file, or one that is not a metrics file, starts afresh. */
+static int metrics_resume(Metrics *m, int start_epoch, char *err, size_t errn)
+{
+	FILE *f = fopen(m->path, "r");
+	if (!f)
+		return 0;
+	char line[512];
+	int rc = 0;
+	if (!fgets(line, sizeof line, f) || strcmp(line, METRICS_HEADER) != 0) {
+		fclose(f);
+		return 0;
+	}
+	while (!rc && fgets(line, sizeof line, f)) {
+		size_t len = strlen(line);
+		if (atoi(line) < 1 || atoi(line) >= start_epoch || line[len - 1] != '\n')
+			continue;
+		if (m->len + len + 1 > m->cap) {
+			size_t cap = m->cap ? m->cap * 2 : 4096;
+			while (cap < m->len + len + 1)
+				cap *= 2;
+			char *text = realloc(m->text, cap);
+			if (!text) {
+				rc = lnsrt_fmt_err(err, errn, "%s: out of memory", m->path);
+				break;
+			}
+			m->text = text;
+			m->cap = cap;
+		}
+		memcpy(m->text + m->len, line, len + 1);
+		m->len += len;
+	}
+	fclose(f);
+	return rc;
+}
+
+/* ---- SIGINT ---- */
+
+/* The one piece of static mutable state in the runtime: a signal handler can reach nothing
+ * else. lnsrt_train clears it when it installs the handler and restores the previous
+ * handler when it returns, so it only ever means "SIGINT during this run". */
+static volatile sig_atomic_t sigint_seen;
+
+static void on_sigint(int sig)
+{
+	if (sigint_seen) {
+		/* a second ^C: the user means it */
+		signal(sig, SIG_DFL);
+		raise(sig);
+		return;
+	}
+	sigint_seen = 1;
+}
+
+typedef struct SigGuard {
+	int on;
+	struct sigaction old;
+} SigGuard;
+
+static void sig_install(SigGuard *g, int keep)
+{
+	struct sigaction sa;
+	g->on = 0;
+	sigint_seen = 0;
+	if (keep)
+		return;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_sigint;
+	sa.sa_flags = SA_RESTART; /* the step's and the checkpoint's I/O carry on */
+	sigemptyset(&sa.sa_mask);
+	g->on = sigaction(SIGINT, &sa, &g->old) == 0;
+}
+
+static void sig_restore(SigGuard *g)
+{
+	if (g->on)
+		sigaction(SIGINT, &g->old, NULL);
+	g->on = 0;
+}
+
 /* ---- the driver ---- */
 
 static int check_train(const LnsrtTrainer *t, const LnsrtDataset *train, const LnsrtDataset *test,
@@ -271,9 +360,17 @@ static int check_train(const LnsrtTrainer *t, const LnsrtDataset *train, const L
 	if (o->epochs < 1)
 		return lnsrt_fmt_err(err, errn, "train: epochs is %d, must be at least 1",
 		                     o->epochs);
-	if (o->max_steps < 0)
-		return lnsrt_fmt_err(err, errn, "train: max_steps is %lld, must be 0 or more",
-		                     (long long)o->max_steps);
+	if (o->max_steps < 0 || o->checkpoint_every < 0)
+		return lnsrt_fmt_err(err, errn,
+		                     "train: max_steps (%lld) and checkpoint_every "
+		                     "(%lld) must be 0 or more",
+		                     (long long)o->max_steps, (long long)o->checkpoint_every);
+	if ((o->checkpoint_path || o->resume_path) &&
+	    (!t->state || !t->desc || t->state_bytes != t->desc->state_bytes))
+		return lnsrt_fmt_err(err, errn,
+		                     "%s: this backend does not expose its state, so it "
+		                     "cannot checkpoint or resume",
+		                     o->resume_path ? o->resume_path : o->checkpoint_path);
 	if (check_trainer(t, err, errn) || check_dataset(t, train, "training set", err, errn))
 		return -1;
 	if (test && test->n > 0 && check_dataset(t, test, "test set", err, errn))
@@ -304,6 +401,78 @@ static void gather(const LnsrtDataset *d, const int64_t *order, int batch, size_
 	}
 }
 
+/* Where the loop stands; what a checkpoint records. */
+typedef struct Run {
+	LnsrtTrainer *t;
+	const LnsrtTrainOpts *o;
+	LnsrtTrainState pos; /* epoch, epoch_step, total_steps, loss_sum, seed, ... */
+	int64_t per_epoch;
+} Run;
+
+static int save(const Run *r, char *err, size_t errn)
+{
+	if (!r->o->checkpoint_path)
+		return 0;
+	return lnsrt_checkpoint_save(r->t->desc, r->t->state, &r->pos, r->o->checkpoint_path, err,
+	                             errn);
+}
+
+/* Loads the checkpoint into the trainer's state and checks that it continues this run. */
+static int resume(Run *r, const LnsrtDataset *train, FILE *out, char *err, size_t errn)
+{
+	const char *path = r->o->resume_path;
+	LnsrtTrainState pos;
+	if (lnsrt_checkpoint_load(r->t->desc, r->t->state, &pos, path, err, errn))
+		return -1;
+	if (pos.epoch < 1)
+		return lnsrt_fmt_err(err, errn,
+		                     "%s: the checkpoint holds no training position "
+		                     "(not written by the training driver)",
+		                     path);
+	if (pos.batch != r->t->batch || pos.train_n != train->n)
+		return lnsrt_fmt_err(
+		    err, errn,
+		    "%s: the checkpoint was made with batch %d on a "
+		    "training set of %lld examples; this run has batch %d and %lld",
+		    path, pos.batch, (long long)pos.train_n, r->t->batch, (long long)train->n);
+	if (pos.epoch_step < 0 || pos.epoch_step >= r->per_epoch || pos.total_steps < 0)
+		return lnsrt_fmt_err(err, errn,
+		                     "%s: the checkpoint's position (epoch %d, step "
+		                     "%lld) is not within an epoch of %lld steps",
+		                     path, pos.epoch, (long long)pos.epoch_step,
+		                     (long long)r->per_epoch);
+	r->pos = pos;
+	fprintf(out, "resuming from %s: epoch %d, step %lld/%lld, %lld steps done, seed %llu\n",
+	        path, pos.epoch, (long long)pos.epoch_step, (long long)r->per_epoch,
+	        (long long)pos.total_steps, (unsigned long long)pos.seed);
+	fflush(out);
+	return 0;
+}
+
+/* SIGINT arrived: the step in flight is finished and recorded in r->pos. */
+static int interrupted(const Run *r, char *err, size_t errn)
+{
+	char sub[SUBERR] = "";
+	const char *ck = r->o->checkpoint_path;
+	if (ck && save(r, sub, sizeof sub))
+		return lnsrt_fmt_err(err, errn,
+		                     "interrupted at epoch %d, step %lld; saving the "
+		                     "checkpoint failed: %s",
+		                     r->pos.epoch, (long long)r->pos.epoch_step, sub);
+	if (!ck)
+		lnsrt_fmt_err(err, errn,
+		              "interrupted at epoch %d, step %lld/%lld (no checkpoint: "
+		              "train with --checkpoint FILE to be able to resume)",
+		              r->pos.epoch, (long long)r->pos.epoch_step, (long long)r->per_epoch);
+	else
+		lnsrt_fmt_err(err, errn,
+		              "interrupted at epoch %d, step %lld/%lld; checkpoint saved "
+		              "to %s; continue with --resume %s",
+		              r->pos.epoch, (long long)r->pos.epoch_step, (long long)r->per_epoch,
+		              ck, ck);
+	return LNSRT_INTERRUPTED;
+}
+
 int lnsrt_train(LnsrtTrainer *t, const LnsrtDataset *train, const LnsrtDataset *test,
                 const LnsrtTrainOpts *o, LnsrtEpochResult *last, char *err, size_t errn)
 {
@@ -317,35 +486,54 @@ int lnsrt_train(LnsrtTrainer *t, const LnsrtDataset *train, const LnsrtDataset *
 		last->train_loss = last->test_loss = last->test_acc = NAN;
 	}
 	if (check_train(t, train, test, o, err, errn))
-		return -1;
+		return LNSRT_BAD_INPUT;
 	FILE *out = o->out ? o->out : stdout;
 	int has_test = test && test->n > 0;
 	size_t es = (size_t)t->example_size;
 	/* floor(n / batch) steps: the last partial batch of each epoch is dropped (the step has a
 	 * fixed batch size); the shuffle puts different examples there each epoch. */
-	int64_t per_epoch = train->n / t->batch;
+	Run r = {.t = t, .o = o, .per_epoch = train->n / t->batch};
+	r.pos =
+	    (LnsrtTrainState){.epoch = 1, .batch = t->batch, .seed = o->seed, .train_n = train->n};
+	if (o->resume_path && resume(&r, train, out, err, errn))
+		return LNSRT_BAD_INPUT;
+	if (r.pos.epoch > o->epochs || (o->max_steps && r.pos.total_steps >= o->max_steps)) {
+		fprintf(out,
+		        "nothing left to train: the run is at epoch %d after %lld steps (%d "
+		        "epochs%s asked)\n",
+		        r.pos.epoch, (long long)r.pos.total_steps, o->epochs,
+		        o->max_steps ? ", a step limit" : "");
+		return 0;
+	}
 	int64_t *order = malloc((size_t)train->n * sizeof *order);
 	float *x = malloc((size_t)t->batch * es * sizeof *x);
 	int64_t *y = malloc((size_t)t->batch * sizeof *y);
 	Metrics m = {.path = o->metrics_path};
 	Progress p = {.on = o->progress < 0 ? isatty(fileno(stderr)) : o->progress != 0};
-	int64_t total = 0;
+	SigGuard sg = {0};
 	int rc = 0;
 	if (!order || !x || !y) {
 		rc = lnsrt_fmt_err(err, errn, "train: out of memory for the batch buffers");
 		goto done;
 	}
-	/* Write the header now: a bad metrics path fails before any training time is spent. */
-	if (m.path && (rc = metrics_write(&m, err, errn)))
+	/* Write the metrics header and a first checkpoint now: a bad path fails before any
+	 * training time is spent. */
+	if (m.path && o->resume_path && (rc = metrics_resume(&m, r.pos.epoch, err, errn)))
 		goto done;
-	for (int epoch = 1; epoch <= o->epochs; epoch++) {
-		LnsrtEpochResult r = {.epoch = epoch};
-		double start = lnsrt_now(), sum = 0;
-		int64_t done = 0;
+	if ((m.path && (rc = metrics_write(&m, err, errn))) || (rc = save(&r, err, errn)))
+		goto done;
+	sig_install(&sg, o->keep_sigint);
+	for (int epoch = r.pos.epoch; epoch <= o->epochs; epoch++) {
+		LnsrtEpochResult res = {.epoch = epoch};
+		double start = lnsrt_now();
+		int64_t done = r.pos.epoch_step;
+		if (o->max_steps && r.pos.total_steps >= o->max_steps)
+			break;
 		p.start = start;
 		p.drawn = start - 1;
-		lnsrt_epoch_order(order, train->n, o->seed, epoch);
-		for (; done < per_epoch && !(o->max_steps && total >= o->max_steps); done++) {
+		lnsrt_epoch_order(order, train->n, r.pos.seed, epoch);
+		for (; done < r.per_epoch && !(o->max_steps && r.pos.total_steps >= o->max_steps);
+		     done++) {
 			char sub[SUBERR] = "";
 			float loss = NAN;
 			gather(train, order + done * t->batch, t->batch, es, x, y);
@@ -353,7 +541,7 @@ int lnsrt_train(LnsrtTrainer *t, const LnsrtDataset *train, const LnsrtDataset *
 				progress_clear(&p);
 				rc = lnsrt_fmt_err(err, errn, "epoch %d/%d, step %lld/%lld: %s",
 				                   epoch, o->epochs, (long long)done + 1,
-				                   (long long)per_epoch, sub[0] ? sub : "failed");
+				                   (long long)r.per_epoch, sub[0] ? sub : "failed");
 				goto done;
 			}
 			if (!isfinite(loss)) {
@@ -362,38 +550,64 @@ int lnsrt_train(LnsrtTrainer *t, const LnsrtDataset *train, const LnsrtDataset *
 				                   "epoch %d/%d, step %lld/%lld: loss is %g; "
 				                   "training diverged",
 				                   epoch, o->epochs, (long long)done + 1,
-				                   (long long)per_epoch, (double)loss);
+				                   (long long)r.per_epoch, (double)loss);
 				goto done;
 			}
-			sum += loss;
-			total++;
+			r.pos.loss_sum += loss;
+			r.pos.total_steps++;
+			r.pos.epoch_step = done + 1;
 			/* the bar shows the mean loss of the epoch so far */
-			progress_draw(&p, done + 1, per_epoch, sum / (double)(done + 1));
+			progress_draw(&p, done + 1, r.per_epoch,
+			              r.pos.loss_sum / (double)(done + 1));
+			if (sigint_seen) {
+				progress_clear(&p);
+				rc = interrupted(&r, err, errn);
+				goto done;
+			}
+			if (o->checkpoint_every && r.pos.total_steps % o->checkpoint_every == 0 &&
+			    done + 1 < r.per_epoch && (rc = save(&r, err, errn))) {
+				progress_clear(&p);
+				goto done;
+			}
 		}
 		progress_clear(&p);
-		int cut = done < per_epoch;
-		r.train_loss = done ? sum / (double)done : NAN;
-		r.steps = total;
-		r.test_loss = r.test_acc = NAN;
+		int cut = done < r.per_epoch;
+		res.train_loss = done ? r.pos.loss_sum / (double)done : NAN;
+		res.steps = r.pos.total_steps;
+		res.test_loss = res.test_acc = NAN;
 		if (has_test) {
 			char sub[SUBERR] = "";
-			if (lnsrt_evaluate(t, test, &r.test_loss, &r.test_acc, sub, sizeof sub)) {
+			if (lnsrt_evaluate(t, test, &res.test_loss, &res.test_acc, sub,
+			                   sizeof sub)) {
 				rc = lnsrt_fmt_err(err, errn, "epoch %d/%d: %s", epoch, o->epochs,
 				                   sub);
 				goto done;
 			}
 		}
-		r.seconds = lnsrt_now() - start;
-		print_epoch(out, &r, o->epochs, has_test, cut);
-		if (m.path &&
-		    ((rc = metrics_add(&m, &r, err, errn)) || (rc = metrics_write(&m, err, errn))))
+		res.seconds = lnsrt_now() - start;
+		print_epoch(out, &res, o->epochs, has_test, cut);
+		if (m.path && ((rc = metrics_add(&m, &res, err, errn)) ||
+		               (rc = metrics_write(&m, err, errn))))
 			goto done;
 		if (last)
-			*last = r;
-		if (o->max_steps && total >= o->max_steps)
+			*last = res;
+		if (!cut) /* the next epoch starts afresh; a cut one is continued on resume */
+			r.pos = (LnsrtTrainState){.epoch = epoch + 1,
+			                          .batch = t->batch,
+			                          .total_steps = r.pos.total_steps,
+			                          .seed = r.pos.seed,
+			                          .train_n = train->n};
+		if ((rc = save(&r, err, errn)))
+			goto done;
+		if (sigint_seen) {
+			rc = interrupted(&r, err, errn);
+			goto done;
+		}
+		if (cut)
 			break;
 	}
 done:
+	sig_restore(&sg);
 	free(order);
 	free(x);
 	free(y);

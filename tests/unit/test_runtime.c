@@ -5,7 +5,8 @@
  * exercised with trainers written here: a multinomial logistic regression with plain SGD on a
  * linearly separable synthetic problem (loss falls, accuracy passes 0.9, runs repeat
  * exactly for a seed), a probe whose logits are known in closed form (padded evaluation
- * counts exactly n examples), and trainers that fail or return NaN at a given step. When
+ * counts exactly n examples), and trainers that fail or return NaN at a given step. CSV and
+ * NPY datasets are written by hand too, good and malformed (every check of the loaders). When
  * Debian's Fashion-MNIST is installed it is loaded and checked too.
  */
 #include "runtime/lnsrt.h"
@@ -430,6 +431,259 @@ static void test_data_open(void)
 	path_in(dir, sizeof dir, "no-such-dir");
 	CHECK(lnsrt_data_open(dir, &tr, &te, err, sizeof err) != 0);
 	CHECK_MSG(strstr(err, "no-such-dir") && strstr(err, "fashion-mnist"), "%s", err);
+}
+
+/* ---- CSV ---- */
+
+static void write_text(const char *dir, const char *name, const char *text, int gz)
+{
+	char p[600];
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	write_bytes(p, (const unsigned char *)text, strlen(text), gz);
+}
+
+static void make_dir(char *dir, size_t n, const char *name)
+{
+	path_in(dir, n, name);
+	mkdir(dir, 0755);
+}
+
+/* Opens dir; expects failure with every needle in the message. */
+static void expect_open_fails(const char *dir, const char *a, const char *b)
+{
+	char err[ERRN] = "";
+	LnsrtDataset tr, te;
+	CHECK(lnsrt_data_open(dir, &tr, &te, err, sizeof err) != 0);
+	CHECK_MSG(strstr(err, a) && (!b || strstr(err, b)), "expected '%s' and '%s' in: %s", a,
+	          b ? b : "", err);
+	CHECK(tr.x == NULL && tr.y == NULL && te.x == NULL && te.y == NULL && tr.n == 0);
+}
+
+static void test_csv(void)
+{
+	char dir[512], err[ERRN] = "";
+	LnsrtDataset tr, te;
+	make_dir(dir, sizeof dir, "csv-ok");
+	/* header, CRLF, blank lines, spaces; 4 pixels: 2x2 images; bytes scaled by 1/255 */
+	write_text(dir, "train.csv",
+	           "label,p0,p1,p2,p3\r\n1,0,255,51,0\r\n\r\n 0 , 10,20,30,40\r\n2,1,2,3,4", 0);
+	write_text(dir, "test.csv", "3,255,255,255,255\n", 1); /* gzip, no header */
+	int rc = lnsrt_data_open(dir, &tr, &te, err, sizeof err);
+	CHECK_MSG(rc == 0, "%s", err);
+	if (rc == 0) {
+		CHECK(tr.n == 3 && te.n == 1 && tr.rows == 2 && tr.cols == 2 && te.rows == 2);
+		CHECK(tr.y[0] == 1 && tr.y[1] == 0 && tr.y[2] == 2 && te.y[0] == 3);
+		CHECK(tr.x[1] == 1.0f && tr.x[2] == 51.0f / 255.0f && tr.x[4] == 10.0f / 255.0f);
+		CHECK(tr.nclasses == 4 && te.nclasses == 4);
+	}
+	lnsrt_dataset_free(&tr);
+	lnsrt_dataset_free(&te);
+
+	/* values no greater than 1 are taken as they are; 3 pixels: one row; no test split */
+	make_dir(dir, sizeof dir, "csv-float");
+	write_text(dir, "train.csv", "0,0.25,-0.5,1\n1,1e-3,0,0.75\n", 0);
+	rc = lnsrt_data_open(dir, &tr, &te, err, sizeof err);
+	CHECK_MSG(rc == 0, "%s", err);
+	if (rc == 0)
+		CHECK(tr.n == 2 && te.n == 0 && tr.rows == 1 && tr.cols == 3 && tr.x[1] == -0.5f &&
+		      tr.x[3] == 1e-3f && tr.nclasses == 2);
+	lnsrt_dataset_free(&tr);
+	lnsrt_dataset_free(&te);
+
+	/* one CSV file is a training set */
+	char one[600];
+	snprintf(one, sizeof one, "%s/train.csv", dir);
+	rc = lnsrt_data_open(one, &tr, &te, err, sizeof err);
+	CHECK_MSG(rc == 0 && tr.n == 2 && te.n == 0, "%s", err);
+	lnsrt_dataset_free(&tr);
+	lnsrt_dataset_free(&te);
+
+	static const struct {
+		const char *name, *train, *a, *b;
+	} bad[] = {
+	    {"csv-cols", "0,1,2,3\n1,1,2\n", "train.csv:2", "3 fields, expected 4"},
+	    {"csv-nan", "0,1,2\n1,x,2\n", "train.csv:2", "field 2 ('x') is not a number"},
+	    {"csv-inf", "0,1,inf\n", "train.csv:1", "not a number"},
+	    {"csv-neg", "0,1,2\n-1,1,2\n", "train.csv:2", "label '-1' is not a class index"},
+	    {"csv-frac", "0.5,1,2\n", "train.csv:1", "label '0.5'"},
+	    {"csv-range", "0,1,300\n", "csv-range", "range from 0 to 300"},
+	    {"csv-negbyte", "0,-1,200\n", "csv-negbyte", NULL},
+	    {"csv-empty", "", "train.csv", "no examples"},
+	    {"csv-header", "label,a,b\n\n", "train.csv", "no examples"},
+	    {"csv-label-only", "1\n2\n", "train.csv:1", "1 fields"},
+	    {"csv-empty-field", "1,2,,3\n", "train.csv:1", "field 3 ('')"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		make_dir(dir, sizeof dir, bad[i].name);
+		write_text(dir, "train.csv", bad[i].train, 0);
+		expect_open_fails(dir, bad[i].a, i == 6 ? "range from -1 to 200" : bad[i].b);
+	}
+	/* the test split must match the training split */
+	make_dir(dir, sizeof dir, "csv-mismatch");
+	write_text(dir, "train.csv", "0,1,2,3,4\n", 0);
+	write_text(dir, "test.csv", "0,1,2\n", 0);
+	expect_open_fails(dir, "test images are 1x2", "training images are 2x2");
+	make_dir(dir, sizeof dir, "csv-testbad");
+	write_text(dir, "train.csv", "0,1,2\n", 0);
+	write_text(dir, "test.csv", "0,1,2\n1,2\n", 0);
+	expect_open_fails(dir, "test.csv:2", NULL);
+	/* nothing recognisable */
+	make_dir(dir, sizeof dir, "csv-none");
+	write_text(dir, "test.csv", "0,1,2\n", 0);
+	expect_open_fails(dir, "no dataset found", "train.csv");
+}
+
+/* ---- NPY ---- */
+
+/* A .npy file: magic, version, header dict padded to a multiple of 64 with '\n', data. */
+static size_t npy_file(unsigned char *buf, int major, const char *dict, const void *data, size_t n)
+{
+	size_t hoff = major == 1 ? 10 : 12, len = strlen(dict);
+	size_t total = (hoff + len + 1 + 63) / 64 * 64, hlen = total - hoff;
+	memcpy(buf, "\x93NUMPY", 6);
+	buf[6] = (unsigned char)major;
+	buf[7] = 0;
+	for (size_t i = 0; i < (major == 1 ? 2u : 4u); i++)
+		buf[8 + i] = (unsigned char)(hlen >> (8 * i));
+	memcpy(buf + hoff, dict, len);
+	memset(buf + hoff + len, ' ', hlen - len - 1);
+	buf[total - 1] = '\n';
+	memcpy(buf + total, data, n);
+	return total + n;
+}
+
+static unsigned char npy_buf[1 << 14];
+
+static void write_npy(const char *dir, const char *name, int major, const char *dict,
+                      const void *data, size_t n)
+{
+	char p[600];
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	write_bytes(p, npy_buf, npy_file(npy_buf, major, dict, data, n), 0);
+}
+
+/* A good NPY dataset: x_train uint8 (5, 2, 3), y_train int64 (5,), x_test float32 (2, 2, 3),
+ * y_test uint8 (2, 1) in format 2.0. */
+static void make_npy_dir(const char *dir)
+{
+	unsigned char xu[30];
+	int64_t y8[5] = {0, 1, 2, 1, 0};
+	float xf[12];
+	unsigned char yu[2] = {4, 1};
+	for (int i = 0; i < 30; i++)
+		xu[i] = (unsigned char)(i * 8);
+	for (int i = 0; i < 12; i++)
+		xf[i] = (float)i / 16.0f;
+	mkdir(dir, 0755);
+	write_npy(dir, "x_train.npy", 1,
+	          "{'descr': '|u1', 'fortran_order': False, 'shape': (5, 2, 3), }", xu, sizeof xu);
+	write_npy(dir, "y_train.npy", 1,
+	          "{'descr': '<i8', 'fortran_order': False, 'shape': (5,), }", y8, sizeof y8);
+	write_npy(dir, "x_test.npy", 1,
+	          "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 3), }", xf, sizeof xf);
+	write_npy(dir, "y_test.npy", 2,
+	          "{\"descr\": \"|u1\", \"shape\": (2, 1), \"fortran_order\": False}", yu,
+	          sizeof yu);
+}
+
+static void test_npy(void)
+{
+	char dir[512], err[ERRN] = "";
+	LnsrtDataset tr, te;
+	path_in(dir, sizeof dir, "npy-ok");
+	make_npy_dir(dir);
+	int rc = lnsrt_data_open(dir, &tr, &te, err, sizeof err);
+	CHECK_MSG(rc == 0, "%s", err);
+	if (rc == 0) {
+		CHECK(tr.n == 5 && te.n == 2 && tr.rows == 2 && tr.cols == 3 && te.rows == 2);
+		CHECK(tr.x[1] == 8.0f / 255.0f && tr.x[29] == 232.0f / 255.0f);
+		CHECK(te.x[5] == 5.0f / 16.0f && te.y[0] == 4 && tr.y[2] == 2);
+		CHECK(tr.nclasses == 5 && te.nclasses == 5);
+	}
+	lnsrt_dataset_free(&tr);
+	lnsrt_dataset_free(&te);
+
+	/* int32 labels, (n, features) images */
+	int32_t y4[5] = {3, 0, 0, 1, 2};
+	float x2[64] = {0}; /* enough for the largest case below */
+	path_in(dir, sizeof dir, "npy-i4");
+	make_npy_dir(dir);
+	write_npy(dir, "y_train.npy", 1,
+	          "{'descr': '<i4', 'fortran_order': False, 'shape': (5,), }", y4, sizeof y4);
+	rc = lnsrt_data_open(dir, &tr, &te, err, sizeof err);
+	CHECK_MSG(rc == 0 && tr.y[0] == 3 && tr.nclasses == 5, "%s", err);
+	lnsrt_dataset_free(&tr);
+	lnsrt_dataset_free(&te);
+
+	static const struct {
+		const char *file, *dict, *a, *b;
+		int major;
+		size_t n; /* bytes of x2 to write */
+	} bad[] = {
+	    {"x_train.npy", "{'descr': '|u1', 'fortran_order': True, 'shape': (5, 2, 3), }",
+	     "x_train.npy", "Fortran-order", 1, 30},
+	    {"x_train.npy", "{'descr': '>f4', 'fortran_order': False, 'shape': (5, 2, 3), }",
+	     "x_train.npy", "big-endian", 1, 120},
+	    {"x_train.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (5, 2, 3), }",
+	     "x_train.npy", "float32 or uint8", 1, 240},
+	    {"x_train.npy", "{'descr': '<U4', 'fortran_order': False, 'shape': (5, 2, 3), }",
+	     "x_train.npy", "unsupported dtype '<U4'", 1, 30},
+	    {"x_train.npy", "{'descr': '|u1', 'fortran_order': False, 'shape': (5, 2, 3), }",
+	     "x_train.npy", "truncated: 29 of 30", 1, 29},
+	    {"x_train.npy", "{'descr': '|u1', 'fortran_order': False, 'shape': (5, 2, 3), }",
+	     "x_train.npy", "1 bytes of trailing data", 1, 31},
+	    {"x_train.npy", "{'descr': '|u1', 'fortran_order': False, 'shape': (4, 2, 3), }",
+	     "x_train.npy has 4 examples", "y_train.npy has 5 labels", 1, 24},
+	    {"x_train.npy", "{'descr': '|u1', 'fortran_order': False, 'shape': (30,), }",
+	     "x_train.npy", "expected (examples, features...)", 1, 30},
+	    {"x_train.npy", "{'descr': '|u1', 'fortran_order': False}", "x_train.npy",
+	     "lacks 'shape'", 1, 0},
+	    {"x_train.npy", "{'descr': '|u1', 'fortran_order': False, 'shape': (5, 6), 'x': 1}",
+	     "x_train.npy", "unexpected key 'x'", 1, 30},
+	    {"x_train.npy", "{'descr': '|u1', 'fortran_order': False, 'shape': (5, 6}",
+	     "x_train.npy", "malformed", 1, 30},
+	    {"x_train.npy", "not a dict at all", "x_train.npy", "malformed", 1, 30},
+	    {"x_train.npy", "{'descr': '|u1', 'fortran_order': False, 'shape': (5, 6), }",
+	     "x_train.npy", "version 4", 4, 30},
+	    {"x_test.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3, 2), }",
+	     "test images are 3x2", NULL, 1, 48},
+	    {"y_test.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }",
+	     "y_test.npy", "int64, int32 or uint8", 1, 8},
+	    {"y_test.npy", "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2), }",
+	     "y_test.npy", "shape (2, 2)", 1, 4},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		char name[64];
+		snprintf(name, sizeof name, "npy-bad%zu", i);
+		path_in(dir, sizeof dir, name);
+		make_npy_dir(dir);
+		write_npy(dir, bad[i].file, bad[i].major, bad[i].dict, x2, bad[i].n);
+		expect_open_fails(dir, bad[i].a, bad[i].b);
+	}
+	/* negative labels, NaN pixels, bad magic, a missing file */
+	int64_t neg[5] = {0, 1, -1, 0, 0};
+	path_in(dir, sizeof dir, "npy-neg");
+	make_npy_dir(dir);
+	write_npy(dir, "y_train.npy", 1,
+	          "{'descr': '<i8', 'fortran_order': False, 'shape': (5,), }", neg, sizeof neg);
+	expect_open_fails(dir, "y_train.npy: label -1 of example 2", NULL);
+	float nanx[12] = {0, 0, 0, NAN};
+	path_in(dir, sizeof dir, "npy-nan");
+	make_npy_dir(dir);
+	write_npy(dir, "x_test.npy", 1,
+	          "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 3), }", nanx,
+	          sizeof nanx);
+	expect_open_fails(dir, "x_test.npy: element 3 is NaN", NULL);
+	path_in(dir, sizeof dir, "npy-magic");
+	make_npy_dir(dir);
+	write_text(dir, "y_test.npy", "PK\003\004 this is a zip file, not an array", 0);
+	expect_open_fails(dir, "y_test.npy: not a .npy file", NULL);
+	char p[600];
+	path_in(dir, sizeof dir, "npy-missing");
+	make_npy_dir(dir);
+	snprintf(p, sizeof p, "%s/y_test.npy", dir);
+	unlink(p);
+	expect_open_fails(dir, "no y_test.npy", NULL);
 }
 
 static void test_fashion_mnist(void)
@@ -876,6 +1130,8 @@ int main(void)
 	test_idx_ok();
 	test_idx_bad();
 	test_data_open();
+	test_csv();
+	test_npy();
 	test_train_logreg();
 	test_train_stops();
 	test_padded_eval();

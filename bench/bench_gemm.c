@@ -1,0 +1,282 @@
+/* bench_gemm.c: GEMM throughput of lnsc's generated kernels against OpenBLAS sgemm.
+ *
+ * For each size n (256, 512, 1024) and thread count (1, 2) it times C = A B (n x n, row-major,
+ * f32 result) three ways in one run: lnsc's kernel with lns8g8 operands (decoded while packing),
+ * lnsc's kernel with f32 operands, and OpenBLAS's cblas_sgemm. The lnsc kernels are the ones
+ * a compiled model runs: a one-node graph (Gemm) planned, emitted by cg_emit_model and jitted
+ * for the host, timed through its eval step (LNS operands are constants encoded at init, so
+ * the step is the GEMM alone). Each figure is the median of RUNS timed runs after a warm-up
+ * (a run repeats the GEMM for at least 50 ms), with the min and max, in GFLOP/s = 2 n^3 / t.
+ * --smoke runs tiny sizes once (CI keeps the program working); --runs N sets RUNS (>= 5).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codegen/cg.h"
+#include "passes/passes.h"
+#include "runtime/lnsrt.h"
+
+#ifdef LNSC_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+typedef struct Fig {
+	double med, lo, hi; /* GFLOP/s */
+} Fig;
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* A timed workload: fn(arg) does `flops` floating-point operations. */
+typedef struct Work {
+	void (*fn)(void *);
+	void *arg;
+	int reps;       /* calls per timed run, so that a run lasts at least min_s */
+	double g[64];   /* GFLOP/s per run */
+} Work;
+
+/* Warm-up and calibration: the number of calls that lasts at least min_s seconds. */
+static void calibrate(Work *w, double min_s)
+{
+	w->reps = 1;
+	w->fn(w->arg);
+	for (;;) {
+		double t0 = lnsrt_now();
+		for (int r = 0; r < w->reps; r++)
+			w->fn(w->arg);
+		double t = lnsrt_now() - t0;
+		if (t >= min_s || w->reps >= (1 << 20))
+			return;
+		w->reps = t > 0 ? (int)(w->reps * (min_s / t) * 1.2) + 1 : w->reps * 10;
+	}
+}
+
+/* Runs the workloads `runs` times each, interleaved (so that the machine's noise hits them
+ * alike), and returns their median, min and max GFLOP/s. Between workloads the other's worker
+ * threads get time to stop spinning (OpenBLAS's spin for a while after each call and would take
+ * a core from the next one), then one untimed call wakes this one's. */
+static void time_all(Work *w, int nw, double flops, int runs, double min_s, Fig *out)
+{
+	for (int i = 0; i < nw; i++)
+		calibrate(&w[i], min_s);
+	for (int r = 0; r < runs; r++)
+		for (int i = 0; i < nw; i++) {
+			struct timespec pause = {0, 100 * 1000 * 1000};
+			nanosleep(&pause, NULL);
+			w[i].fn(w[i].arg);
+			double t0 = lnsrt_now();
+			for (int k = 0; k < w[i].reps; k++)
+				w[i].fn(w[i].arg);
+			w[i].g[r] = flops * w[i].reps / (lnsrt_now() - t0) * 1e-9;
+		}
+	for (int i = 0; i < nw; i++) {
+		double *g = w[i].g;
+		qsort(g, (size_t)runs, sizeof g[0], cmp_double);
+		out[i] = (Fig){runs % 2 ? g[runs / 2] : 0.5 * (g[runs / 2 - 1] + g[runs / 2]), g[0],
+			       g[runs - 1]};
+	}
+}
+
+static float *rand_matrix(int64_t n, uint64_t seed)
+{
+	float *x = malloc(sizeof(float) * (size_t)n);
+	if (!x)
+		abort();
+	for (int64_t i = 0; i < n; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		x[i] = (float)((double)(seed >> 40) / (double)(1 << 24) * 2.0 - 1.0);
+	}
+	return x;
+}
+
+/* ---- lnsc: a one-Gemm model ---- */
+
+typedef struct Ours {
+	IrCtx *ir;
+	IrGraph *g;
+	CgJit *jit;
+	const LnsrtModelDesc *d;
+	void *state, *scratch;
+	const void *io[2];
+	LnsrtStepArgs a;
+} Ours;
+
+static void ours_free(Ours *o)
+{
+	if (!o->ir)
+		return;
+	free(o->state);
+	free(o->scratch);
+	if (o->a.pool)
+		lnsrt_pool_free(o->a.pool);
+	cg_jit_free(o->jit);
+	if (o->g)
+		ir_graph_free(o->g);
+	ir_ctx_free(o->ir);
+}
+
+/* A, B: n x n; LNS operands are constants (lns8g8, encoded at init), f32 ones inputs. */
+static IrGraph *gemm_graph(IrCtx *ir, int64_t n, int lns, const float *a, const float *b)
+{
+	int64_t d[2] = {n, n};
+	const IrType *t = ir_type(ir, IR_DT_F32, 2, d);
+	IrGraph *g = ir_graph_new(ir, "bench_gemm", NULL);
+	IrValue *in[2];
+	const float *data[2] = {a, b};
+	const char *names[2] = {"a", "b"};
+	for (int i = 0; i < 2; i++) {
+		if (lns) {
+			LnsFormat f;
+			lns_format_parse("lns8g8:static", &f);
+			in[i] = ir_value_new(g, names[i], ir_type_with_format(ir, t, f), IR_ROLE_CONST,
+					     data[i], t);
+		} else {
+			in[i] = ir_value_new(g, names[i], t, IR_ROLE_INPUT, NULL, NULL);
+		}
+	}
+	IrAttrs at = {.gemm = {1.0f, 1.0f, 0, 0}};
+	IrNode *m = ir_build(g, IR_OP_GEMM, "gemm", 2, in, &at, NULL);
+	if (!m)
+		return NULL;
+	m->out[0]->is_output = 1;
+	ir_vec_push(&g->outputs, m->out[0]);
+	return pass_plan(g) ? NULL : g;
+}
+
+static int ours_init(Ours *o, int64_t n, int lns, const float *a, const float *b, int threads)
+{
+	memset(o, 0, sizeof *o);
+	o->ir = ir_ctx_new();
+	o->g = gemm_graph(o->ir, n, lns, a, b);
+	o->jit = o->g ? cg_jit_new(o->ir, NULL) : NULL;
+	CgCtx *c = o->jit ? cg_jit_ctx(o->jit, "bench") : NULL;
+	if (!c || cg_emit_model(c, o->g, "bench", 0) || cg_jit_add(o->jit, c) ||
+	    !(o->d = cg_jit_lookup(o->jit, "bench"))) {
+		fprintf(stderr, "bench_gemm: %s\n", ir_diag_text(o->ir));
+		return -1;
+	}
+	o->state = aligned_alloc(64, ((size_t)o->d->state_bytes + 63) / 64 * 64);
+	o->scratch = aligned_alloc(64, ((size_t)o->d->scratch_bytes + 63) / 64 * 64);
+	if (!o->state || !o->scratch)
+		return -1;
+	memset(o->scratch, 0, (size_t)o->d->scratch_bytes);
+	o->io[0] = a;
+	o->io[1] = b;
+	o->a = (LnsrtStepArgs){.state = o->state, .scratch = o->scratch, .io = o->io,
+			       .pool = threads > 1 ? lnsrt_pool_new(threads) : NULL,
+			       .error_tensor = -1};
+	return o->d->init(&o->a, 1);
+}
+
+static void ours_run(void *arg)
+{
+	Ours *o = arg;
+	if (o->d->eval_step(&o->a))
+		abort();
+}
+
+/* ---- OpenBLAS ---- */
+
+typedef struct Blas {
+	int n;
+	const float *a, *b;
+	float *c;
+} Blas;
+
+#ifdef LNSC_HAVE_OPENBLAS
+static void blas_run(void *arg)
+{
+	Blas *x = arg;
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, x->n, x->n, x->n, 1.0f, x->a, x->n,
+		    x->b, x->n, 0.0f, x->c, x->n);
+}
+#endif
+
+static void print_fig(Fig f)
+{
+	printf(" %7.1f [%5.1f-%5.1f] |", f.med, f.lo, f.hi);
+}
+
+/* One row: size n with the given thread count. */
+static int row(int64_t n, int threads, int runs, double min_s)
+{
+	double flops = 2.0 * (double)n * (double)n * (double)n;
+	float *a = rand_matrix(n * n, 1), *b = rand_matrix(n * n, 2);
+	float *c = malloc(sizeof(float) * (size_t)(n * n));
+	Fig f[3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}};
+	Ours o[2];
+	memset(o, 0, sizeof o);
+	int rc = ours_init(&o[0], n, 1, a, b, threads) || ours_init(&o[1], n, 0, a, b, threads);
+	Work w[3] = {{ours_run, &o[0], 0, {0}}, {ours_run, &o[1], 0, {0}}, {NULL, NULL, 0, {0}}};
+	int nw = 2;
+#ifdef LNSC_HAVE_OPENBLAS
+	Blas x = {(int)n, a, b, c};
+	openblas_set_num_threads(threads);
+	w[nw++] = (Work){blas_run, &x, 0, {0}};
+#endif
+	if (!rc)
+		time_all(w, nw, flops, runs, min_s, f);
+	ours_free(&o[0]);
+	ours_free(&o[1]);
+	free(a);
+	free(b);
+	free(c);
+	if (rc)
+		return -1;
+	printf("| %5lld | %7d |", (long long)n, threads);
+	for (int i = 0; i < 3; i++)
+		print_fig(f[i]);
+	if (f[2].med > 0)
+		printf(" %9.2f | %9.2f |\n", f[0].med / f[2].med, f[1].med / f[2].med);
+	else
+		printf(" %9s | %9s |\n", "-", "-");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int smoke = 0, runs = 7;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--smoke")) {
+			smoke = 1;
+		} else if (!strcmp(argv[i], "--runs") && i + 1 < argc && atoi(argv[i + 1]) >= 5 &&
+			   atoi(argv[i + 1]) <= 64) {
+			runs = atoi(argv[++i]);
+		} else {
+			fprintf(stderr, "usage: bench_gemm [--smoke] [--runs N (5..64)]\n");
+			return 2;
+		}
+	}
+	printf("command:");
+	for (int i = 0; i < argc; i++)
+		printf(" %s", argv[i]);
+	printf("\n");
+	cg_llvm_init();
+#ifdef LNSC_HAVE_OPENBLAS
+	printf("OpenBLAS: %s\n", openblas_get_config());
+#else
+	printf("OpenBLAS: not found at build time (no baseline column)\n");
+#endif
+	static const int64_t sizes[] = {256, 512, 1024}, smoke_sizes[] = {16, 37};
+	const int64_t *sz = smoke ? smoke_sizes : sizes;
+	int nsz = smoke ? 2 : 3;
+	if (smoke)
+		runs = 1;
+	printf("GFLOP/s (2 n^3 / t), C = A B with n x n row-major matrices, f32 result; median "
+	       "[min-max] of %d runs after a warm-up\n\n", runs);
+	printf("| n     | threads | lnsc lns8g8 operands  | lnsc f32 operands     | OpenBLAS sgemm "
+	       "       | lns/BLAS  | f32/BLAS  |\n");
+	printf("|-------|---------|-----------------------|-----------------------|---------------"
+	       "--------|-----------|-----------|\n");
+	for (int threads = 1; threads <= 2; threads++)
+		for (int i = 0; i < nsz; i++)
+			if (row(sz[i], threads, runs, smoke ? 0.0 : 0.05))
+				return 1;
+	return 0;
+}
