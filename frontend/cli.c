@@ -28,6 +28,8 @@ enum { MAX_TENSOR_ARGS = 64 };
 typedef struct CliArgs {
 	const char *model;
 	const char *data, *metrics, *out_dir, *labels, *formats, *backend;
+	const char *checkpoint, *resume;
+	int64_t checkpoint_every;
 	PassOptions po;
 	int epochs, progress, recipe_given, telemetry, threads;
 	int64_t batch, steps;
@@ -119,6 +121,15 @@ static int parse_flag(const char *cmd, CliArgs *a, const char *flag, const char 
 		a->threads = (int)n;
 	} else if (!strcmp(flag, "--metrics")) {
 		a->metrics = val;
+	} else if (!strcmp(flag, "--checkpoint")) {
+		a->checkpoint = val;
+	} else if (!strcmp(flag, "--resume")) {
+		a->resume = val;
+	} else if (!strcmp(flag, "--checkpoint-every")) {
+		if (parse_int(val, 1, INT64_MAX, &n))
+			return bad_usage(cmd, "--checkpoint-every wants a positive integer, not '%s'",
+					 val);
+		a->checkpoint_every = n;
 	} else if (!strcmp(flag, "--formats")) {
 		a->po.formats_path = val;
 	} else if (!strcmp(flag, "-o")) {
@@ -279,6 +290,7 @@ static const char train_help[] =
 	"                  [--epochs N] [--batch N] [--lr X] [--seed S] [--backend llvm|interp]\n"
 	"                  [--threads N] [--metrics FILE.csv] [--optimizer sgd|adam]\n"
 	"                  [--momentum M] [--formats FILE] [--steps N] [--no-progress] [--telemetry]\n"
+	"                  [--checkpoint FILE] [--checkpoint-every N] [--resume FILE]\n"
 	"Trains on the dataset's training split; after each epoch prints the mean training loss,\n"
 	"the test loss and accuracy, and the time. --data DIR reads the four gzip IDX files of a\n"
 	"Fashion-MNIST/MNIST-style folder; the default is Debian's Fashion-MNIST.\n"
@@ -286,7 +298,9 @@ static const char train_help[] =
 	"runs it on --threads threads (default: every core); interp runs the reference\n"
 	"interpreter.\n"
 	"--telemetry prints, after training, each LNS tensor's scale offset and its saturation\n"
-	"and underflow counts.\n";
+	"and underflow counts. --checkpoint saves the whole training state (atomically) after\n"
+	"each epoch, every --checkpoint-every steps, and on Ctrl-C; --resume continues a run\n"
+	"where its checkpoint stopped, ending with the same weights as an uninterrupted run.\n";
 
 typedef struct InterpTrainer {
 	IrInterp *ip;
@@ -456,7 +470,9 @@ static int run_training(IrCtx *c, IrGraph *g, const CliArgs *a)
 		goto out;
 	}
 	LnsrtTrainOpts to = {.epochs = a->epochs, .seed = a->seed, .metrics_path = a->metrics,
-			     .progress = a->progress, .out = stdout, .max_steps = a->steps};
+			     .progress = a->progress, .out = stdout, .max_steps = a->steps,
+			     .checkpoint_path = a->checkpoint, .checkpoint_every = a->checkpoint_every,
+			     .resume_path = a->resume};
 	LnsrtEpochResult last;
 	printf("lnsc: training %s: recipe %s, backend %s, %d thread%s, batch %d, %d epoch%s, "
 	       "seed %llu\n",
@@ -483,7 +499,8 @@ static int cmd_train(int argc, char **argv)
 	CliArgs a;
 	int rc = parse_args("train", train_help,
 			    " --data --recipe --epochs --batch --lr --seed --backend --threads --metrics "
-			    "--optimizer --momentum --formats --steps --telemetry ",
+			    "--optimizer --momentum --formats --steps --telemetry --checkpoint "
+			    "--checkpoint-every --resume ",
 			    argc, argv, &a);
 	if (rc)
 		return rc < 0 ? 0 : rc;
