@@ -46,28 +46,6 @@ static int bad_usage(const char *cmd, const char *fmt, const char *arg)
 	return 2;
 }
 
-static int parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
-{
-	char *end;
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-static int parse_float(const char *s, float *out)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || end == s || *end || !(v > 0) || v > 1e6)
-		return -1;
-	*out = (float)v;
-	return 0;
-}
-
 /* Flags common to the commands; `allowed` lists the ones a command takes. */
 static int parse_flag(const char *cmd, CliArgs *a, const char *flag, const char *val)
 {
@@ -80,23 +58,23 @@ static int parse_flag(const char *cmd, CliArgs *a, const char *flag, const char 
 	} else if (!strcmp(flag, "--data")) {
 		a->data = val;
 	} else if (!strcmp(flag, "--epochs")) {
-		if (parse_int(val, 1, 100000, &n))
+		if (lnsrt_parse_int(val, 1, 100000, &n))
 			return bad_usage(cmd, "--epochs wants a positive integer, not '%s'", val);
 		a->epochs = (int)n;
 	} else if (!strcmp(flag, "--steps")) {
-		if (parse_int(val, 1, INT64_MAX, &n))
+		if (lnsrt_parse_int(val, 1, INT64_MAX, &n))
 			return bad_usage(cmd, "--steps wants a positive integer, not '%s'", val);
 		a->steps = n;
 	} else if (!strcmp(flag, "--batch")) {
-		if (parse_int(val, 1, 1 << 20, &n))
+		if (lnsrt_parse_int(val, 1, 1 << 20, &n))
 			return bad_usage(cmd, "--batch wants a positive integer, not '%s'", val);
 		a->batch = n;
 	} else if (!strcmp(flag, "--seed")) {
-		if (parse_int(val, 0, INT64_MAX, &n))
+		if (lnsrt_parse_int(val, 0, INT64_MAX, &n))
 			return bad_usage(cmd, "--seed wants a non-negative integer, not '%s'", val);
 		a->seed = (uint64_t)n;
 	} else if (!strcmp(flag, "--lr")) {
-		if (parse_float(val, &a->po.lr))
+		if (lnsrt_parse_positive(val, &a->po.lr))
 			return bad_usage(cmd, "--lr wants a positive number, not '%s'", val);
 	} else if (!strcmp(flag, "--momentum")) {
 		char *end;
@@ -116,7 +94,7 @@ static int parse_flag(const char *cmd, CliArgs *a, const char *flag, const char 
 			return bad_usage(cmd, "unknown backend '%s' (llvm, interp)", val);
 		a->backend = val;
 	} else if (!strcmp(flag, "--threads")) {
-		if (parse_int(val, 1, 1024, &n))
+		if (lnsrt_parse_int(val, 1, 1024, &n))
 			return bad_usage(cmd, "--threads wants a positive integer, not '%s'", val);
 		a->threads = (int)n;
 	} else if (!strcmp(flag, "--metrics")) {
@@ -126,7 +104,7 @@ static int parse_flag(const char *cmd, CliArgs *a, const char *flag, const char 
 	} else if (!strcmp(flag, "--resume")) {
 		a->resume = val;
 	} else if (!strcmp(flag, "--checkpoint-every")) {
-		if (parse_int(val, 1, INT64_MAX, &n))
+		if (lnsrt_parse_int(val, 1, INT64_MAX, &n))
 			return bad_usage(cmd, "--checkpoint-every wants a positive integer, not '%s'",
 					 val);
 		a->checkpoint_every = n;

@@ -19,6 +19,7 @@
 #include "frontend/cli.h"
 #include "frontend/fe.h"
 #include "passes/passes.h"
+#include "runtime/lnsrt.h"
 
 #ifndef LNSC_SOURCE_DIR
 #error "LNSC_SOURCE_DIR must be defined by the build"
@@ -108,7 +109,6 @@ static int parse(int argc, char **argv, CompileArgs *a)
 		if (i + 1 >= argc)
 			return usage_error("option '%s' needs a value", f);
 		const char *v = argv[++i];
-		char *end;
 		if (!strcmp(f, "-o"))
 			a->out = v;
 		else if (!strcmp(f, "--emit")) {
@@ -127,10 +127,8 @@ static int parse(int argc, char **argv, CompileArgs *a)
 				return usage_error("unknown recipe '%s' (fp32, lns-madam)", v);
 			a->po.recipe = v;
 		} else if (!strcmp(f, "--batch")) {
-			long long b = strtoll(v, &end, 10);
-			if (*end || b < 1 || b > (1 << 20))
+			if (lnsrt_parse_int(v, 1, 1 << 20, &a->batch))
 				return usage_error("--batch wants a positive integer, not '%s'", v);
-			a->batch = b;
 		} else
 			return usage_error("unknown option '%s'", f);
 	}
@@ -169,17 +167,24 @@ static const char *const runtime_sources[] = {
 	"runtime/model.c", "runtime/checkpoint.c", "ir/lns.c", NULL,
 };
 
-/* Compiles one runtime source for the target into dir/<i>.o. */
+/* Compiles one C source (a path) for the target into obj, against the project's headers. */
 static int cc(IrCtx *c, const CompileArgs *a, const char *src, const char *obj)
 {
-	char target[160], inc1[600], inc2[600], path[600];
+	char target[160], inc1[600], inc2[600];
 	snprintf(target, sizeof target, "--target=%s", a->triple ? a->triple : "x86_64-linux-gnu");
 	snprintf(inc1, sizeof inc1, "-I%s", LNSC_SOURCE_DIR);
 	snprintf(inc2, sizeof inc2, "-I%s", LNSC_GEN_DIR);
-	snprintf(path, sizeof path, "%s/%s", LNSC_SOURCE_DIR, src);
 	char *argv[] = {"clang-19", target, "-O2", "-std=c11", "-fPIC", "-D_POSIX_C_SOURCE=200809L",
-			"-D_DEFAULT_SOURCE", inc1, inc2, "-c", path, "-o", (char *)obj, NULL};
+			"-D_DEFAULT_SOURCE", inc1, inc2, "-c", (char *)src, "-o", (char *)obj, NULL};
 	return run(c, argv);
+}
+
+/* Compiles a runtime source (relative to the source tree) into obj. */
+static int cc_runtime(IrCtx *c, const CompileArgs *a, const char *rel, const char *obj)
+{
+	char path[600];
+	snprintf(path, sizeof path, "%s/%s", LNSC_SOURCE_DIR, rel);
+	return cc(c, a, path, obj);
 }
 
 static int build_runtime(IrCtx *c, const CompileArgs *a, const char *dir, int with_main,
@@ -188,12 +193,12 @@ static int build_runtime(IrCtx *c, const CompileArgs *a, const char *dir, int wi
 	int n = 0;
 	for (int i = 0; runtime_sources[i]; i++, n++) {
 		snprintf(objs[n], 600, "%s/rt%d.o", dir, i);
-		if (cc(c, a, runtime_sources[i], objs[n]))
+		if (cc_runtime(c, a, runtime_sources[i], objs[n]))
 			return -1;
 	}
 	if (with_main) {
 		snprintf(objs[n], 600, "%s/main.o", dir);
-		if (cc(c, a, "runtime/exe_main.c", objs[n++]))
+		if (cc_runtime(c, a, "runtime/exe_main.c", objs[n++]))
 			return -1;
 	}
 	*nobj = n;
@@ -364,17 +369,6 @@ static int write_example(IrCtx *c, const char *path, const char *p, const char *
 	return 0;
 }
 
-static int cc_glue(IrCtx *c, const CompileArgs *a, const char *src, const char *obj)
-{
-	char target[160], inc1[600], inc2[600];
-	snprintf(target, sizeof target, "--target=%s", a->triple ? a->triple : "x86_64-linux-gnu");
-	snprintf(inc1, sizeof inc1, "-I%s", LNSC_SOURCE_DIR);
-	snprintf(inc2, sizeof inc2, "-I%s", LNSC_GEN_DIR);
-	char *argv[] = {"clang-19", target, "-O2", "-std=c11", "-fPIC", inc1, inc2, "-c",
-			(char *)src, "-o", (char *)obj, NULL};
-	return run(c, argv);
-}
-
 static int move_into_place(IrCtx *c, const char *from, const char *to)
 {
 	if (rename(from, to) == 0)
@@ -439,7 +433,7 @@ static int build_outputs(IrCtx *c, const CompileArgs *a, CgCtx *cg, IrGraph *g, 
 	snprintf(ex, sizeof ex, "%s_example.c", base);
 	char *hdr_copy = strdup(hdr);
 	int rc = write_glue(c, glue, sym) ||
-		 cc_glue(c, a, glue, (snprintf(objs[nobj], 600, "%s/glue.o", tmp), objs[nobj])) ||
+		 cc(c, a, glue, (snprintf(objs[nobj], 600, "%s/glue.o", tmp), objs[nobj])) ||
 		 archive(c, model_o, objs, nobj + 1, out_tmp) || move_into_place(c, out_tmp, a->out) ||
 		 write_header(c, hdr, sym, g) || write_example(c, ex, sym, basename(hdr_copy));
 	free(hdr_copy);

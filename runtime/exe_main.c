@@ -49,28 +49,6 @@ static int bad_usage(const ExeArgs *a, const char *fmt, const char *arg)
 	return 2;
 }
 
-static int parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
-{
-	char *end;
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-static int parse_float(const char *s, float *out)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || end == s || *end || !(v > 0) || v > 1e6)
-		return -1;
-	*out = (float)v;
-	return 0;
-}
-
 /* The flags that take a value, as `lnsc train` lists them. */
 static const char VALUE_FLAGS[] = " --data --epochs --lr --seed --threads --metrics --checkpoint "
                                   "--checkpoint-every --resume --steps ";
@@ -81,27 +59,27 @@ static int parse_flag(ExeArgs *a, const char *flag, const char *val)
 	if (!strcmp(flag, "--data")) {
 		a->data = val;
 	} else if (!strcmp(flag, "--epochs")) {
-		if (parse_int(val, 1, 100000, &n))
+		if (lnsrt_parse_int(val, 1, 100000, &n))
 			return bad_usage(a, "--epochs wants a positive integer, not '%s'", val);
 		a->epochs = (int)n;
 	} else if (!strcmp(flag, "--steps")) {
-		if (parse_int(val, 1, INT64_MAX, &n))
+		if (lnsrt_parse_int(val, 1, INT64_MAX, &n))
 			return bad_usage(a, "--steps wants a positive integer, not '%s'", val);
 		a->steps = n;
 	} else if (!strcmp(flag, "--seed")) {
-		if (parse_int(val, 0, INT64_MAX, &n))
+		if (lnsrt_parse_int(val, 0, INT64_MAX, &n))
 			return bad_usage(a, "--seed wants a non-negative integer, not '%s'", val);
 		a->seed = (uint64_t)n;
 	} else if (!strcmp(flag, "--lr")) {
-		if (parse_float(val, &a->lr))
+		if (lnsrt_parse_positive(val, &a->lr))
 			return bad_usage(a, "--lr wants a positive number, not '%s'", val);
 	} else if (!strcmp(flag, "--threads")) {
-		if (parse_int(val, 1, 1024, &n))
+		if (lnsrt_parse_int(val, 1, 1024, &n))
 			return bad_usage(a, "--threads wants an integer from 1 to 1024, not '%s'",
 			                 val);
 		a->threads = (int)n;
 	} else if (!strcmp(flag, "--checkpoint-every")) {
-		if (parse_int(val, 1, INT64_MAX, &n))
+		if (lnsrt_parse_int(val, 1, INT64_MAX, &n))
 			return bad_usage(a, "--checkpoint-every wants a positive integer, not '%s'",
 			                 val);
 		a->every = n;

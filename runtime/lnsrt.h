@@ -39,6 +39,11 @@ int lnsrt_fmt_err(char *err, size_t errn, const char *fmt, ...) LNSRT_PRINTF(3, 
 /* Seconds on the monotonic clock (CLOCK_MONOTONIC); only differences are meaningful. */
 double lnsrt_now(void);
 
+/* Command-line numbers, shared by `lnsc` and the trainers it compiles: the whole string must
+ * be a decimal integer in [lo, hi] / a number in (0, 1e6]. 0, or -1 (out untouched). */
+int lnsrt_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out);
+int lnsrt_parse_positive(const char *s, float *out);
+
 /* ---- rng.c: the deterministic generator behind shuffling ---- */
 
 /* xoshiro256** seeded through splitmix64. Pure integer arithmetic, so a seed gives the same
