@@ -498,6 +498,299 @@ static int infer_mse(IrGraph *g, IrNode *n, const IrType **out)
 	return set_f32(g, out, 0, p->rank, p->dims);
 }
 
+/* ---- convolutional networks (2-D, NCHW) ---- */
+
+int64_t ir_window_out(int64_t in, int k, int stride, int dilation, int pad_begin, int pad_end,
+		      int ceil_mode)
+{
+	if (k < 1 || stride < 1 || dilation < 1)
+		return -1;
+	int64_t span = in + pad_begin + pad_end - (int64_t)dilation * (k - 1) - 1;
+	if (span < 0)
+		return -1;
+	int64_t out = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
+	/* PyTorch's rule: the last window must start inside the input or its begin pad */
+	if (ceil_mode && (out - 1) * stride >= in + pad_begin)
+		out--;
+	return out;
+}
+
+static int want_nchw(IrGraph *g, const IrNode *n, int i, const char *what)
+{
+	if (want_float(g, n, i))
+		return -1;
+	const IrType *t = n->in[i]->type;
+	if (t->rank == 4)
+		return 0;
+	char b[160];
+	return fail_st(g, n, t->rank >= 3 ? IR_ERR_UNSUPPORTED : IR_ERR_INPUT,
+		       "%s must be 4-D (N, C, H, W; only 2-D spatial ops are supported), got %s", what,
+		       SHAPE(t, b));
+}
+
+static int want_window(IrGraph *g, const IrNode *n, const int *kernel, const int *stride,
+		       const int *dil, const int *pad)
+{
+	for (int i = 0; i < 2; i++)
+		if (kernel[i] < 1 || stride[i] < 1 || dil[i] < 1 || pad[i] < 0 || pad[i + 2] < 0)
+			return fail(g, n, "kernel %dx%d, strides %d,%d, dilations %d,%d and pads "
+				    "%d,%d,%d,%d must be positive (pads non-negative)", kernel[0],
+				    kernel[1], stride[0], stride[1], dil[0], dil[1], pad[0], pad[1],
+				    pad[2], pad[3]);
+	return 0;
+}
+
+/* The output's H, W of a window op over x's spatial dims. */
+static int window_hw(IrGraph *g, const IrNode *n, const int64_t *xhw, const int *kernel,
+		     const int *stride, const int *dil, const int *pad, int ceil_mode, int64_t *ohw)
+{
+	for (int i = 0; i < 2; i++) {
+		ohw[i] = ir_window_out(xhw[i], kernel[i], stride[i], dil[i], pad[i], pad[i + 2],
+				       ceil_mode);
+		if (ohw[i] < 1)
+			return fail(g, n, "a %dx%d window (dilations %d,%d, pads %d,%d,%d,%d) does "
+				    "not fit the input's %lldx%lld", kernel[0], kernel[1], dil[0],
+				    dil[1], pad[0], pad[1], pad[2], pad[3], (long long)xhw[0],
+				    (long long)xhw[1]);
+	}
+	return 0;
+}
+
+/* The weight a Conv reads: [M, C/group, kh, kw] against X's C. */
+static int check_conv_weight(IrGraph *g, const IrNode *n, const IrType *x, const IrType *w)
+{
+	const IrAttrConv *a = &n->attr.conv;
+	char b[160], c[160];
+	if (a->group < 1 || x->dims[1] % a->group || w->dims[0] % a->group)
+		return fail(g, n, "group %d must divide the input channels (%s) and the output "
+			    "channels (%s)", a->group, SHAPE(x, b), SHAPE(w, c));
+	if (w->dims[1] * a->group != x->dims[1] || w->dims[2] != a->kernel[0] ||
+	    w->dims[3] != a->kernel[1])
+		return fail(g, n, "weight %s does not match input %s with group %d and kernel %dx%d",
+			    SHAPE(w, c), SHAPE(x, b), a->group, a->kernel[0], a->kernel[1]);
+	return 0;
+}
+
+static int infer_conv(IrGraph *g, IrNode *n, const IrType **out)
+{
+	const IrAttrConv *a = &n->attr.conv;
+	if (want_nchw(g, n, 0, "X") || want_nchw(g, n, 1, "W") ||
+	    want_window(g, n, a->kernel, a->stride, a->dilation, a->pad))
+		return -1;
+	const IrType *x = n->in[0]->type, *w = n->in[1]->type;
+	if (check_conv_weight(g, n, x, w))
+		return -1;
+	if (n->nin > 2) {
+		const IrType *bt = n->in[2]->type;
+		char b[160];
+		if (want_float(g, n, 2))
+			return -1;
+		if (bt->rank != 1 || bt->dims[0] != w->dims[0])
+			return fail(g, n, "bias B is %s, expected [%lld]", SHAPE(bt, b),
+				    (long long)w->dims[0]);
+	}
+	int64_t d[4] = {x->dims[0], w->dims[0], 0, 0};
+	if (window_hw(g, n, x->dims + 2, a->kernel, a->stride, a->dilation, a->pad, 0, d + 2))
+		return -1;
+	return set_f32(g, out, 0, 4, d);
+}
+
+/* (dY, W) -> dX with X's spatial dims from attr.xhw. */
+static int infer_conv_grad_x(IrGraph *g, IrNode *n, const IrType **out)
+{
+	const IrAttrConv *a = &n->attr.conv;
+	if (want_nchw(g, n, 0, "dY") || want_nchw(g, n, 1, "W") ||
+	    want_window(g, n, a->kernel, a->stride, a->dilation, a->pad))
+		return -1;
+	const IrType *dy = n->in[0]->type, *w = n->in[1]->type;
+	int64_t d[4] = {dy->dims[0], w->dims[1] * a->group, a->xhw[0], a->xhw[1]}, ohw[2];
+	const IrType *x = ir_type(g->ctx, IR_DT_F32, 4, d);
+	if (!x || check_conv_weight(g, n, x, w) ||
+	    window_hw(g, n, a->xhw, a->kernel, a->stride, a->dilation, a->pad, 0, ohw))
+		return -1;
+	char b[160];
+	if (dy->dims[1] != w->dims[0] || dy->dims[2] != ohw[0] || dy->dims[3] != ohw[1])
+		return fail(g, n, "dY is %s, expected [%lld,%lld,%lld,%lld]", SHAPE(dy, b),
+			    (long long)d[0], (long long)w->dims[0], (long long)ohw[0],
+			    (long long)ohw[1]);
+	return set_f32(g, out, 0, 4, d);
+}
+
+/* (dY, X) -> dW [M, C/group, kh, kw]. */
+static int infer_conv_grad_w(IrGraph *g, IrNode *n, const IrType **out)
+{
+	const IrAttrConv *a = &n->attr.conv;
+	if (want_nchw(g, n, 0, "dY") || want_nchw(g, n, 1, "X") ||
+	    want_window(g, n, a->kernel, a->stride, a->dilation, a->pad))
+		return -1;
+	const IrType *dy = n->in[0]->type, *x = n->in[1]->type;
+	char b[160], c[160];
+	if (a->group < 1 || x->dims[1] % a->group || dy->dims[1] % a->group)
+		return fail(g, n, "group %d must divide the channels of X %s and dY %s", a->group,
+			    SHAPE(x, b), SHAPE(dy, c));
+	int64_t ohw[2];
+	if (window_hw(g, n, x->dims + 2, a->kernel, a->stride, a->dilation, a->pad, 0, ohw))
+		return -1;
+	if (dy->dims[0] != x->dims[0] || dy->dims[2] != ohw[0] || dy->dims[3] != ohw[1])
+		return fail(g, n, "dY %s does not match X %s", SHAPE(dy, c), SHAPE(x, b));
+	int64_t d[4] = {dy->dims[1], x->dims[1] / a->group, a->kernel[0], a->kernel[1]};
+	return set_f32(g, out, 0, 4, d);
+}
+
+static int check_channel_vectors(IrGraph *g, const IrNode *n, int from, int64_t c)
+{
+	char b[160];
+	for (int i = from; i < n->nin; i++) {
+		const IrType *t = n->in[i]->type;
+		if (want_float(g, n, i))
+			return -1;
+		if (t->rank != 1 || t->dims[0] != c)
+			return fail(g, n, "input %d '%s' is %s, expected [%lld] (one per channel)", i,
+				    n->in[i]->name, SHAPE(t, b), (long long)c);
+	}
+	return 0;
+}
+
+static int check_bn_x(IrGraph *g, const IrNode *n, int i)
+{
+	char b[160];
+	const IrType *x = n->in[i]->type;
+	if (want_float(g, n, i))
+		return -1;
+	if (x->rank < 2)
+		return fail(g, n, "X must be at least 2-D (N, C, ...), got %s", SHAPE(x, b));
+	if (n->attr.bn.epsilon < 0 || !(n->attr.bn.momentum >= 0 && n->attr.bn.momentum <= 1))
+		return fail(g, n, "epsilon %g must be >= 0 and momentum %g in [0, 1]",
+			    n->attr.bn.epsilon, n->attr.bn.momentum);
+	return 0;
+}
+
+static int infer_batch_norm(IrGraph *g, IrNode *n, const IrType **out)
+{
+	if (check_bn_x(g, n, 0))
+		return -1;
+	const IrType *x = n->in[0]->type;
+	if (check_channel_vectors(g, n, 1, x->dims[1]) || set_f32(g, out, 0, x->rank, x->dims))
+		return -1;
+	for (int i = 1; i < 5; i++)
+		if (set_f32(g, out, i, 1, x->dims + 1))
+			return -1;
+	return 0;
+}
+
+/* (dY, X, scale, batch_mean, batch_var) -> (dX, dscale, dB). */
+static int infer_batch_norm_grad(IrGraph *g, IrNode *n, const IrType **out)
+{
+	if (check_bn_x(g, n, 1) || want_float(g, n, 0) || want_same_shape(g, n, 0, 1))
+		return -1;
+	const IrType *x = n->in[1]->type;
+	if (check_channel_vectors(g, n, 2, x->dims[1]) || set_f32(g, out, 0, x->rank, x->dims) ||
+	    set_f32(g, out, 1, 1, x->dims + 1) || set_f32(g, out, 2, 1, x->dims + 1))
+		return -1;
+	return 0;
+}
+
+static int check_pool(IrGraph *g, const IrNode *n, int i)
+{
+	const IrAttrPool *a = &n->attr.pool;
+	return want_nchw(g, n, i, "X") ||
+	       want_window(g, n, a->kernel, a->stride, a->dilation, a->pad);
+}
+
+/* MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool (the importer fills the kernel). */
+static int infer_pool(IrGraph *g, IrNode *n, const IrType **out)
+{
+	const IrAttrPool *a = &n->attr.pool;
+	if (check_pool(g, n, 0))
+		return -1;
+	const IrType *x = n->in[0]->type;
+	if ((n->op == IR_OP_GLOBAL_AVG_POOL || n->op == IR_OP_GLOBAL_MAX_POOL) &&
+	    (a->kernel[0] != x->dims[2] || a->kernel[1] != x->dims[3]))
+		return fail(g, n, "kernel %dx%d is not the input's spatial size %lldx%lld",
+			    a->kernel[0], a->kernel[1], (long long)x->dims[2],
+			    (long long)x->dims[3]);
+	int64_t d[4] = {x->dims[0], x->dims[1], 0, 0};
+	if (window_hw(g, n, x->dims + 2, a->kernel, a->stride, a->dilation, a->pad, a->ceil_mode,
+		      d + 2))
+		return -1;
+	return set_f32(g, out, 0, 4, d);
+}
+
+/* (dY, X) -> dX like X. */
+static int infer_max_pool_grad(IrGraph *g, IrNode *n, const IrType **out)
+{
+	const IrAttrPool *a = &n->attr.pool;
+	if (check_pool(g, n, 1) || want_nchw(g, n, 0, "dY"))
+		return -1;
+	const IrType *dy = n->in[0]->type, *x = n->in[1]->type;
+	int64_t d[4] = {x->dims[0], x->dims[1], 0, 0};
+	char b[160], c[160];
+	if (window_hw(g, n, x->dims + 2, a->kernel, a->stride, a->dilation, a->pad, a->ceil_mode,
+		      d + 2))
+		return -1;
+	if (!ir_type_same_shape(dy, ir_type(g->ctx, IR_DT_F32, 4, d)))
+		return fail(g, n, "dY is %s but the pool of X %s is %s", SHAPE(dy, b), SHAPE(x, c),
+			    dims_str(4, d, b, sizeof b));
+	return set_f32(g, out, 0, 4, x->dims);
+}
+
+/* (dY) -> dX with X's spatial dims from attr.xhw. */
+static int infer_avg_pool_grad(IrGraph *g, IrNode *n, const IrType **out)
+{
+	const IrAttrPool *a = &n->attr.pool;
+	if (check_pool(g, n, 0))
+		return -1;
+	const IrType *dy = n->in[0]->type;
+	int64_t d[4] = {dy->dims[0], dy->dims[1], 0, 0};
+	char b[160];
+	if (window_hw(g, n, a->xhw, a->kernel, a->stride, a->dilation, a->pad, a->ceil_mode, d + 2))
+		return -1;
+	if (d[2] != dy->dims[2] || d[3] != dy->dims[3])
+		return fail(g, n, "dY is %s but pooling %lldx%lld gives %lldx%lld", SHAPE(dy, b),
+			    (long long)a->xhw[0], (long long)a->xhw[1], (long long)d[2],
+			    (long long)d[3]);
+	int64_t x[4] = {dy->dims[0], dy->dims[1], a->xhw[0], a->xhw[1]};
+	return set_f32(g, out, 0, 4, x);
+}
+
+/* Pad: any dtype (a data move); negative pads crop. */
+static int infer_pad(IrGraph *g, IrNode *n, const IrType **out)
+{
+	const IrAttrPad *a = &n->attr.pad;
+	const IrType *x = n->in[0]->type;
+	char b[160];
+	if (a->n != x->rank)
+		return fail(g, n, "pads give %d dims but the input is %s", a->n, SHAPE(x, b));
+	int64_t d[IR_MAX_RANK];
+	for (int i = 0; i < x->rank; i++) {
+		d[i] = x->dims[i] + a->pads[i] + a->pads[i + x->rank];
+		if (d[i] < 1 || -a->pads[i] >= x->dims[i] || -a->pads[i + x->rank] >= x->dims[i])
+			return fail(g, n, "pads %lld,%lld crop all of dim %d of %s",
+				    (long long)a->pads[i], (long long)a->pads[i + x->rank], i,
+				    SHAPE(x, b));
+	}
+	return set_like(g, out, 0, x, x->rank, d);
+}
+
+static int infer_clip(IrGraph *g, IrNode *n, const IrType **out)
+{
+	const IrAttrClip *a = &n->attr.clip;
+	if (!(a->min <= a->max))
+		return fail(g, n, "min %g is above max %g", a->min, a->max);
+	if (n->op == IR_OP_CLIP)
+		return infer_unary(g, n, out);
+	return infer_grad_pair(g, n, out);
+}
+
+/* (S, X): S a state value, X of its shape. */
+static int infer_assign(IrGraph *g, IrNode *n, const IrType **out)
+{
+	(void)out;
+	if (want_float(g, n, 0) || want_float(g, n, 1) || want_same_shape(g, n, 0, 1))
+		return -1;
+	return 0;
+}
+
 /* ---- optimizers: (W, dW, state...), no outputs ---- */
 
 static int infer_update(IrGraph *g, IrNode *n, const IrType **out)
@@ -560,6 +853,21 @@ const IrInferFn ir_infer_table[IR_OP_COUNT] = {
 	[IR_OP_MADAM] = infer_update,
 	[IR_OP_SGD] = infer_update,
 	[IR_OP_ADAM] = infer_update,
+	[IR_OP_CONV] = infer_conv,
+	[IR_OP_CONV_GRAD_X] = infer_conv_grad_x,
+	[IR_OP_CONV_GRAD_W] = infer_conv_grad_w,
+	[IR_OP_BATCH_NORM] = infer_batch_norm,
+	[IR_OP_BATCH_NORM_GRAD] = infer_batch_norm_grad,
+	[IR_OP_MAX_POOL] = infer_pool,
+	[IR_OP_AVG_POOL] = infer_pool,
+	[IR_OP_GLOBAL_AVG_POOL] = infer_pool,
+	[IR_OP_GLOBAL_MAX_POOL] = infer_pool,
+	[IR_OP_MAX_POOL_GRAD] = infer_max_pool_grad,
+	[IR_OP_AVG_POOL_GRAD] = infer_avg_pool_grad,
+	[IR_OP_PAD] = infer_pad,
+	[IR_OP_CLIP] = infer_clip,
+	[IR_OP_CLIP_GRAD] = infer_clip,
+	[IR_OP_ASSIGN] = infer_assign,
 };
 
 int ir_infer_node(IrGraph *g, IrNode *n, const IrType **out)

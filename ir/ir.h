@@ -104,7 +104,8 @@ enum {
 
 typedef enum {
 	IR_ATTR_NONE, IR_ATTR_GEMM, IR_ATTR_ALPHA, IR_ATTR_AXIS, IR_ATTR_PERM, IR_ATTR_AXES,
-	IR_ATTR_SHAPE, IR_ATTR_CAST, IR_ATTR_DROPOUT, IR_ATTR_SLICE, IR_ATTR_OPT
+	IR_ATTR_SHAPE, IR_ATTR_CAST, IR_ATTR_DROPOUT, IR_ATTR_SLICE, IR_ATTR_OPT, IR_ATTR_CONV,
+	IR_ATTR_BN, IR_ATTR_POOL, IR_ATTR_PAD, IR_ATTR_CLIP
 } IrAttrKind;
 
 typedef struct IrOpInfo {
@@ -142,6 +143,37 @@ typedef struct {
 	float lr, beta1, beta2, eps, momentum, weight_decay, p_scale, g_bound;
 } IrAttrOpt;
 
+/* Conv and its gradients (2-D, NCHW; W is [M, C/group, kh, kw]). pad: {top, left, bottom,
+ * right} (ONNX's begin h, begin w, end h, end w), auto_pad already resolved by the importer.
+ * xhw: ConvGradX only, the spatial dims of X (its output), which dY's shape cannot tell when
+ * stride > 1; zero elsewhere. */
+typedef struct {
+	int kernel[2], stride[2], dilation[2], pad[4];
+	int group;
+	int64_t xhw[2];
+} IrAttrConv;
+/* BatchNormalization: outputs (Y, running_mean', running_var', batch_mean, batch_var). The
+ * train step uses the batch statistics (biased variance) and running' = running * momentum +
+ * batch * (1 - momentum) (ONNX opset 14 definition); the eval step uses the running statistics
+ * and passes them through, unless the interpreter runs with ONNX semantics (lnsc eval) and
+ * training is set (the model asked for training mode), as for Dropout. BatchNormGrad reads
+ * epsilon. */
+typedef struct { float epsilon, momentum; int training; } IrAttrBn;
+/* MaxPool, AveragePool, the global pools (kernel = the input's H, W; stride 1; no pads), and
+ * their gradients. Output dims: floor, or with ceil_mode ceil, of (in + pads - dilation*(k-1)
+ * - 1) / stride + 1, less one when ceil_mode makes the last window start past the input and
+ * its begin pad (PyTorch's rule); ir_window_out computes it. xhw: AvgPoolGrad only (X's dims). */
+typedef struct {
+	int kernel[2], stride[2], dilation[2], pad[4];
+	int ceil_mode, count_include_pad;
+	int64_t xhw[2];
+} IrAttrPool;
+/* Pad, constant mode: pads[0..rank) are the begins, pads[rank..2 rank) the ends; negative
+ * pads crop (the gradient of Pad is Pad with the pads negated). */
+typedef struct { int n; int64_t pads[2 * IR_MAX_RANK]; float value; } IrAttrPad;
+/* Clip: min <= max; absent bounds are -FLT_MAX / FLT_MAX. */
+typedef struct { float min, max; } IrAttrClip;
+
 typedef union IrAttrs {
 	IrAttrGemm gemm;
 	IrAttrAlpha alpha;
@@ -153,6 +185,11 @@ typedef union IrAttrs {
 	IrAttrDropout dropout;
 	IrAttrSlice slice;
 	IrAttrOpt opt;
+	IrAttrConv conv;
+	IrAttrBn bn;
+	IrAttrPool pool;
+	IrAttrPad pad;
+	IrAttrClip clip;
 } IrAttrs;
 
 /* ---- values, nodes, graphs (ir/graph.c) ---- */
@@ -164,7 +201,7 @@ typedef enum {
 	IR_ROLE_ACT,    /* activation (forward intermediate or output) */
 	IR_ROLE_GRAD,   /* activation gradient */
 	IR_ROLE_PGRAD,  /* parameter gradient */
-	IR_ROLE_STATE,  /* optimizer state */
+	IR_ROLE_STATE,  /* optimizer state (param set), or a running statistic (param NULL) */
 	IR_ROLE_LOSS,   /* the scalar loss */
 	IR_ROLE_COUNT
 } IrRole;
@@ -308,6 +345,11 @@ int ir_infer_node(IrGraph *g, IrNode *n, const IrType **out);
 /* Multidirectional (numpy) broadcast of two shapes; -1 if incompatible. */
 int ir_broadcast_shape(int ra, const int64_t *a, int rb, const int64_t *b, int *rout,
 		       int64_t *out);
+
+/* Output size of a sliding window along one spatial dim (Conv, the pools; see IrAttrPool):
+ * -1 if the window does not fit (output < 1). */
+int64_t ir_window_out(int64_t in, int k, int stride, int dilation, int pad_begin, int pad_end,
+		      int ceil_mode);
 
 /* ---- verifier (ir/verify.c) ---- */
 /* SSA, def-before-use, arity, attribute sanity, types equal to re-inference (up to the LNS

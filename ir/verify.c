@@ -164,6 +164,17 @@ static int check_slice(const IrAttrSlice *s, const IrType *t, char *msg, size_t 
 	return 0;
 }
 
+/* kernel, strides and dilations >= 1, pads >= 0: the window geometry of Conv and the pools. */
+static int check_window(const int *k, const int *st, const int *dil, const int *pad, char *msg,
+			size_t len)
+{
+	for (int i = 0; i < 2; i++)
+		if (k[i] < 1 || st[i] < 1 || dil[i] < 1 || pad[i] < 0 || pad[i + 2] < 0)
+			return bad(msg, len, "kernel, strides and dilations must be >= 1 and pads "
+				   ">= 0");
+	return 0;
+}
+
 int ir_verify_attrs(const IrNode *n, char *msg, size_t len)
 {
 	const IrAttrs *a = &n->attr;
@@ -200,6 +211,37 @@ int ir_verify_attrs(const IrNode *n, char *msg, size_t len)
 		return a->dropout.training & ~1 ? bad(msg, len, "training must be 0 or 1") : 0;
 	case IR_ATTR_SLICE: return check_slice(&a->slice, t, msg, len);
 	case IR_ATTR_OPT: return check_opt(&a->opt, msg, len);
+	case IR_ATTR_CONV:
+		if (a->conv.group < 1)
+			return bad(msg, len, "group %d must be >= 1", a->conv.group);
+		if (a->conv.xhw[0] < 0 || a->conv.xhw[1] < 0)
+			return bad(msg, len, "negative input dims");
+		return check_window(a->conv.kernel, a->conv.stride, a->conv.dilation, a->conv.pad,
+				    msg, len);
+	case IR_ATTR_BN:
+		if (!(a->bn.epsilon >= 0) || !isfinite(a->bn.epsilon))
+			return bad(msg, len, "epsilon %g must be finite and >= 0",
+				   (double)a->bn.epsilon);
+		if (!(a->bn.momentum >= 0 && a->bn.momentum <= 1))
+			return bad(msg, len, "momentum %g out of range [0,1]",
+				   (double)a->bn.momentum);
+		return a->bn.training & ~1 ? bad(msg, len, "training must be 0 or 1") : 0;
+	case IR_ATTR_POOL:
+		if ((a->pool.ceil_mode & ~1) || (a->pool.count_include_pad & ~1))
+			return bad(msg, len, "ceil_mode and count_include_pad must be 0 or 1");
+		if (a->pool.xhw[0] < 0 || a->pool.xhw[1] < 0)
+			return bad(msg, len, "negative input dims");
+		return check_window(a->pool.kernel, a->pool.stride, a->pool.dilation, a->pool.pad,
+				    msg, len);
+	case IR_ATTR_PAD:
+		if (a->pad.n < 1 || a->pad.n > IR_MAX_RANK || (t && a->pad.n != rank))
+			return bad(msg, len, "pads for %d dims, input rank %d", a->pad.n, rank);
+		return isfinite(a->pad.value) ? 0 : bad(msg, len, "pad value must be finite");
+	case IR_ATTR_CLIP:
+		if (isnan(a->clip.min) || isnan(a->clip.max) || a->clip.min > a->clip.max)
+			return bad(msg, len, "min %g must be <= max %g", (double)a->clip.min,
+				   (double)a->clip.max);
+		return 0;
 	}
 	return bad(msg, len, "unknown attribute kind");
 }
@@ -240,7 +282,7 @@ static void check_value(Ver *vr, const IrValue *v)
 	if (!role_has_def(v->role) && v->def)
 		val_err(vr, v, "is a %s value but node '%s' produces it", role,
 			v->def->name ? v->def->name : "?");
-	if ((v->role == IR_ROLE_PGRAD || v->role == IR_ROLE_STATE) && !v->param)
+	if (v->role == IR_ROLE_PGRAD && !v->param)
 		val_err(vr, v, "is a %s value of no parameter", role);
 	if (v->param && (!in_graph(vr->g, v->param) || v->param->role != IR_ROLE_PARAM))
 		val_err(vr, v, "belongs to '%s', which is not a parameter of this graph",
