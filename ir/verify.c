@@ -399,8 +399,12 @@ static int check_inputs(Ver *vr, const IrNode *n, int k)
 			ok = 0;
 		}
 	}
-	if (ir_op_has(n->op, IR_OPF_UPDATE) && n->nin &&
-	    (!in_graph(g, n->in[0]) || n->in[0]->role != IR_ROLE_PARAM))
+	if (n->op == IR_OP_ASSIGN && n->nin &&
+	    (!in_graph(g, n->in[0]) || n->in[0]->role != IR_ROLE_STATE || n->in[0]->param))
+		node_err(vr, n, "assigns '%s', which is not a running statistic (state of no "
+			 "parameter)", vname(n->in[0]));
+	else if (n->op != IR_OP_ASSIGN && ir_op_has(n->op, IR_OPF_UPDATE) && n->nin &&
+		 (!in_graph(g, n->in[0]) || n->in[0]->role != IR_ROLE_PARAM))
 		node_err(vr, n, "updates '%s', which is not a parameter", vname(n->in[0]));
 	return ok;
 }
