@@ -383,9 +383,13 @@ typedef struct IrAttrField {
 	const char *name;
 	IrAttrFieldType type;
 	size_t off;   /* of the field (the array for lists) in IrAttrs */
-	size_t n_off; /* lists: of the int element count */
+	size_t n_off; /* counted lists: of the int count */
+	int fixed;    /* fixed-size lists (Conv's kernel[2]): the length; n_off is unused */
+	int per;      /* counted lists: elements per unit of the count (Pad: 2 per dim); 0 is 1 */
 } IrAttrField;
 const IrAttrField *ir_attr_fields(IrAttrKind k, int *n);
+/* Elements of a list field in a: its fixed length or count * per; -1 if the count is broken. */
+int ir_attr_list_len(const IrAttrField *f, const IrAttrs *a);
 
 /* ---- interpreter: the reference backend (ir/interp.c, ir/interp_ops.c) ---- */
 typedef struct IrTensor {

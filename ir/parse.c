@@ -702,12 +702,15 @@ static int attr_field(Parser *ps, const IrAttrField *f, IrAttrs *a)
 	case IR_AF_INTS:
 	case IR_AF_I64S: break;
 	}
+	/* a list: at most max entries; fixed-size lists exactly that many, counted lists a
+	 * multiple of per */
+	int per = f->fixed ? 1 : f->per ? f->per : 1, max = f->fixed ? f->fixed : IR_MAX_RANK * per;
 	if (expect(ps, '['))
 		return -1;
 	if (!accept(ps, ']')) {
 		do {
-			if (n == IR_MAX_RANK)
-				return fail(ps, here(ps), "more than %d entries", IR_MAX_RANK);
+			if (n == max)
+				return fail(ps, here(ps), "more than %d entries", max);
 			if (f->type == IR_AF_I64S) {
 				if (num_int(ps, INT64_MIN, INT64_MAX, (int64_t *)p + n++))
 					return -1;
@@ -719,7 +722,13 @@ static int attr_field(Parser *ps, const IrAttrField *f, IrAttrs *a)
 		if (expect(ps, ']'))
 			return -1;
 	}
-	*(int *)((char *)a + f->n_off) = n;
+	if (f->fixed && n != f->fixed)
+		return fail(ps, at, "'%s' needs %d entries, has %d", f->name, f->fixed, n);
+	if (f->fixed)
+		return 0;
+	if (n % per)
+		return fail(ps, at, "'%s' needs a multiple of %d entries, has %d", f->name, per, n);
+	*(int *)((char *)a + f->n_off) = n / per;
 	return 0;
 }
 

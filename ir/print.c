@@ -45,35 +45,56 @@
 
 enum { INLINE_MAX = 64 }; /* data up to this many elements is printed */
 
+/* Field table entries: a scalar, a list counted by an int field (per elements per unit of
+ * the count), a list of fixed length. */
 #define F(kind, field) offsetof(IrAttrs, kind.field)
+#define S(name, ty, kind, field) {name, IR_AF_##ty, F(kind, field), 0, 0, 0}
+#define L(name, ty, kind, field, count, per) {name, IR_AF_##ty, F(kind, field), F(kind, count), 0, per}
+#define A(name, ty, kind, field, len) {name, IR_AF_##ty, F(kind, field), 0, len, 0}
 static const IrAttrField f_gemm[] = {
-	{"alpha", IR_AF_FLOAT, F(gemm, alpha), 0}, {"beta", IR_AF_FLOAT, F(gemm, beta), 0},
-	{"transA", IR_AF_INT, F(gemm, trans_a), 0}, {"transB", IR_AF_INT, F(gemm, trans_b), 0},
+	S("alpha", FLOAT, gemm, alpha), S("beta", FLOAT, gemm, beta),
+	S("transA", INT, gemm, trans_a), S("transB", INT, gemm, trans_b),
 };
-static const IrAttrField f_alpha[] = {{"alpha", IR_AF_FLOAT, F(alpha, alpha), 0}};
-static const IrAttrField f_axis[] = {
-	{"axis", IR_AF_INT, F(axis, axis), 0}, {"legacy", IR_AF_INT, F(axis, legacy), 0},
-};
-static const IrAttrField f_perm[] = {{"perm", IR_AF_INTS, F(perm, perm), F(perm, n)}};
-static const IrAttrField f_axes[] = {{"axes", IR_AF_INTS, F(axes, axes), F(axes, n)}};
-static const IrAttrField f_shape[] = {{"shape", IR_AF_I64S, F(shape, dims), F(shape, rank)}};
-static const IrAttrField f_cast[] = {{"to", IR_AF_DTYPE, F(cast, to), 0}};
+static const IrAttrField f_alpha[] = {S("alpha", FLOAT, alpha, alpha)};
+static const IrAttrField f_axis[] = {S("axis", INT, axis, axis), S("legacy", INT, axis, legacy)};
+static const IrAttrField f_perm[] = {L("perm", INTS, perm, perm, n, 1)};
+static const IrAttrField f_axes[] = {L("axes", INTS, axes, axes, n, 1)};
+static const IrAttrField f_shape[] = {L("shape", I64S, shape, dims, rank, 1)};
+static const IrAttrField f_cast[] = {S("to", DTYPE, cast, to)};
 static const IrAttrField f_dropout[] = {
-	{"ratio", IR_AF_FLOAT, F(dropout, ratio), 0},
-	{"training", IR_AF_INT, F(dropout, training), 0},
+	S("ratio", FLOAT, dropout, ratio), S("training", INT, dropout, training),
 };
 static const IrAttrField f_slice[] = {
-	{"axis", IR_AF_INT, F(slice, axis), 0}, {"start", IR_AF_I64, F(slice, start), 0},
-	{"end", IR_AF_I64, F(slice, end), 0},
+	S("axis", INT, slice, axis), S("start", I64, slice, start), S("end", I64, slice, end),
 };
 static const IrAttrField f_opt[] = {
-	{"lr", IR_AF_FLOAT, F(opt, lr), 0}, {"beta1", IR_AF_FLOAT, F(opt, beta1), 0},
-	{"beta2", IR_AF_FLOAT, F(opt, beta2), 0}, {"eps", IR_AF_FLOAT, F(opt, eps), 0},
-	{"momentum", IR_AF_FLOAT, F(opt, momentum), 0},
-	{"weight_decay", IR_AF_FLOAT, F(opt, weight_decay), 0},
-	{"p_scale", IR_AF_FLOAT, F(opt, p_scale), 0}, {"g_bound", IR_AF_FLOAT, F(opt, g_bound), 0},
+	S("lr", FLOAT, opt, lr), S("beta1", FLOAT, opt, beta1), S("beta2", FLOAT, opt, beta2),
+	S("eps", FLOAT, opt, eps), S("momentum", FLOAT, opt, momentum),
+	S("weight_decay", FLOAT, opt, weight_decay), S("p_scale", FLOAT, opt, p_scale),
+	S("g_bound", FLOAT, opt, g_bound),
 };
+static const IrAttrField f_conv[] = {
+	A("kernel", INTS, conv, kernel, 2), A("strides", INTS, conv, stride, 2),
+	A("dilations", INTS, conv, dilation, 2), A("pads", INTS, conv, pad, 4),
+	S("group", INT, conv, group), A("xhw", I64S, conv, xhw, 2),
+};
+static const IrAttrField f_bn[] = {
+	S("epsilon", FLOAT, bn, epsilon), S("momentum", FLOAT, bn, momentum),
+	S("training", INT, bn, training),
+};
+static const IrAttrField f_pool[] = {
+	A("kernel", INTS, pool, kernel, 2), A("strides", INTS, pool, stride, 2),
+	A("dilations", INTS, pool, dilation, 2), A("pads", INTS, pool, pad, 4),
+	S("ceil_mode", INT, pool, ceil_mode), S("count_include_pad", INT, pool, count_include_pad),
+	A("xhw", I64S, pool, xhw, 2),
+};
+/* pads: the begins then the ends, 2 per dim */
+static const IrAttrField f_pad[] = {L("pads", I64S, pad, pads, n, 2), S("value", FLOAT, pad, value)};
+static const IrAttrField f_clip[] = {S("min", FLOAT, clip, min), S("max", FLOAT, clip, max)};
 #undef F
+#undef S
+#undef L
+#undef A
 
 #define KIND(k, t) [IR_ATTR_##k] = {t, (int)(sizeof t / sizeof t[0])}
 static const struct {
@@ -83,9 +104,22 @@ static const struct {
 	[IR_ATTR_NONE] = {NULL, 0}, KIND(GEMM, f_gemm), KIND(ALPHA, f_alpha),
 	KIND(AXIS, f_axis),         KIND(PERM, f_perm), KIND(AXES, f_axes),
 	KIND(SHAPE, f_shape),       KIND(CAST, f_cast), KIND(DROPOUT, f_dropout),
-	KIND(SLICE, f_slice),       KIND(OPT, f_opt),
+	KIND(SLICE, f_slice),       KIND(OPT, f_opt),   KIND(CONV, f_conv),
+	KIND(BN, f_bn),             KIND(POOL, f_pool), KIND(PAD, f_pad),
+	KIND(CLIP, f_clip),
 };
 #undef KIND
+
+/* The number of elements a list field holds (a fixed length, or its count times per), or -1
+ * when the count is out of range (a broken attribute: the verifier names it). */
+int ir_attr_list_len(const IrAttrField *f, const IrAttrs *a)
+{
+	if (f->fixed)
+		return f->fixed;
+	int per = f->per ? f->per : 1;
+	int cnt = *(const int *)((const char *)a + f->n_off);
+	return cnt < 0 || cnt > IR_MAX_RANK ? -1 : cnt * per;
+}
 
 const IrAttrField *ir_attr_fields(IrAttrKind k, int *n)
 {
@@ -275,9 +309,11 @@ static void print_attrs(FILE *f, const IrNode *n)
 	const char *base = (const char *)&n->attr;
 	for (int i = 0; i < nf; i++) {
 		const void *p = base + fl[i].off;
-		int cnt = fl[i].type >= IR_AF_INTS ? *(const int *)(base + fl[i].n_off) : 0;
+		int cnt = fl[i].type == IR_AF_INTS || fl[i].type == IR_AF_I64S
+				  ? ir_attr_list_len(&fl[i], &n->attr)
+				  : 0;
 		fprintf(f, "%s%s=", i ? ", " : " {", fl[i].name);
-		if (cnt < 0 || cnt > IR_MAX_RANK)
+		if (cnt < 0)
 			cnt = 0; /* a broken attribute: the verifier names it */
 		switch (fl[i].type) {
 		case IR_AF_FLOAT: fprintf(f, "%.9g", (double)*(const float *)p); break;

@@ -13,6 +13,7 @@
 #include "testlib.h"
 
 #include <dirent.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -145,6 +146,70 @@ static IrGraph *g_attrs(void)
 	IrNode *d = node(g, IR_OP_DROPOUT, "drop", &dr, 1, f);
 	output(g, OP(g, IR_OP_DROPOUT_GRAD, "dg", &dr, 2, d->out[0], d->out[1]));
 	output(g, OP(g, IR_OP_SUM_TO, "sumto", &st, 1, mm));
+	return g;
+}
+
+/* The convolutional ops and their gradients: Conv (plain, depthwise with strides, dilations
+ * and asymmetric pads, no bias), BatchNormalization's five outputs with running statistics as
+ * state values of no parameter, the pools, Pad (crop and grow), Clip with open bounds, the
+ * gradient ops and the running-statistic Assign. */
+static IrGraph *g_cnn(void)
+{
+	IrGraph *g = ir_graph_new(C, "cnn", "cnn.onnx");
+	g->opset = 15;
+	float mean0[4] = {0, 0.5f, -1, 2}, var0[4] = {1, 1, 0.25f, 4};
+	IrValue *x = val(g, "x", ty(IR_DT_F32, 4, 2, 3, 8, 8), IR_ROLE_INPUT, NULL);
+	IrValue *w = val(g, "w", ty(IR_DT_F32, 4, 4, 3, 3, 3), IR_ROLE_PARAM, NULL);
+	IrValue *b = val(g, "b", ty(IR_DT_F32, 1, 4), IR_ROLE_PARAM, NULL);
+	IrValue *dw = val(g, "dw", ty(IR_DT_F32, 4, 4, 1, 3, 2), IR_ROLE_PARAM, NULL);
+	IrValue *sc = val(g, "bn.scale", ty(IR_DT_F32, 1, 4), IR_ROLE_PARAM, NULL);
+	IrValue *bb = val(g, "bn.bias", ty(IR_DT_F32, 1, 4), IR_ROLE_PARAM, NULL);
+	IrValue *rm = val(g, "bn.running_mean", ty(IR_DT_F32, 1, 4), IR_ROLE_STATE, mean0);
+	IrValue *rv = val(g, "bn.running_var", ty(IR_DT_F32, 1, 4), IR_ROLE_STATE, var0);
+	IrAttrs cv = {.conv = {{3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1, {0, 0}}};
+	IrAttrs dc = {.conv = {{3, 2}, {2, 1}, {2, 3}, {2, 0, 1, 3}, 4, {0, 0}}};
+	IrAttrs bn = {.bn = {1e-5f, 0.9f, 1}};
+	IrAttrs mp = {.pool = {{2, 2}, {2, 2}, {1, 1}, {0, 0, 1, 1}, 1, 0, {0, 0}}};
+	IrAttrs ap = {.pool = {{3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}, 0, 1, {0, 0}}};
+	IrAttrs gp = {.pool = {{4, 4}, {1, 1}, {1, 1}, {0, 0, 0, 0}, 0, 0, {0, 0}}};
+	IrAttrs pd = {.pad = {4, {0, 0, 1, -1, 0, 0, 2, 3}, 0.5f}};
+	IrAttrs cl = {.clip = {-FLT_MAX, 6.0f}}, cl0 = {.clip = {0.0f, FLT_MAX}};
+	IrValue *y = OP(g, IR_OP_CONV, "conv", &cv, 3, x, w, b);
+	IrNode *bnn = node(g, IR_OP_BATCH_NORM, "bn", &bn, 5, y, sc, bb, rm, rv);
+	IrValue *z = bnn->out[0];
+	IrValue *d = OP(g, IR_OP_CONV, "dwconv", &dc, 2, z, dw);
+	IrValue *r = OP(g, IR_OP_CLIP, "relu6", &cl, 1, d);
+	IrValue *m = OP(g, IR_OP_MAX_POOL, "maxpool", &mp, 1, z);
+	IrValue *a = OP(g, IR_OP_AVG_POOL, "avgpool", &ap, 1, m);
+	output(g, OP(g, IR_OP_GLOBAL_AVG_POOL, "gap", &gp, 1, m));
+	output(g, OP(g, IR_OP_GLOBAL_MAX_POOL, "gmp", &gp, 1, m));
+	output(g, OP(g, IR_OP_PAD, "pad", &pd, 1, x));
+	output(g, OP(g, IR_OP_CLIP, "clip0", &cl0, 1, r));
+	output(g, a);
+	/* gradients, as autodiff would build them, with dY stand-ins */
+	IrValue *dy = val(g, "dy", y->type, IR_ROLE_INPUT, NULL);
+	IrValue *dm = val(g, "dm", m->type, IR_ROLE_INPUT, NULL);
+	IrValue *da = val(g, "da", a->type, IR_ROLE_INPUT, NULL);
+	IrAttrs cvx = cv, apx = ap;
+	cvx.conv.xhw[0] = cvx.conv.xhw[1] = 8;
+	apx.pool.xhw[0] = apx.pool.xhw[1] = 4;
+	IrNode *gr[] = {
+		node(g, IR_OP_CONV_GRAD_X, "conv/grad_x", &cvx, 2, dy, w),
+		node(g, IR_OP_CONV_GRAD_W, "conv/grad_w", &cv, 2, dy, x),
+		node(g, IR_OP_BATCH_NORM_GRAD, "bn/grad", &bn, 5, dy, y, sc, bnn->out[3], bnn->out[4]),
+		node(g, IR_OP_MAX_POOL_GRAD, "maxpool/grad", &mp, 2, dm, z),
+		node(g, IR_OP_AVG_POOL_GRAD, "avgpool/grad", &apx, 1, da),
+		node(g, IR_OP_CLIP_GRAD, "relu6/grad", &cl, 2, d, d),
+	};
+	for (size_t i = 0; i < sizeof gr / sizeof gr[0]; i++) {
+		gr[i]->phase = IR_PHASE_BWD;
+		for (int k = 0; k < gr[i]->nout; k++) {
+			gr[i]->out[k]->role = IR_ROLE_GRAD;
+			output(g, gr[i]->out[k]);
+		}
+	}
+	node(g, IR_OP_ASSIGN, "bn/assign_mean", NULL, 2, rm, bnn->out[1])->phase = IR_PHASE_UPDATE;
+	node(g, IR_OP_ASSIGN, "bn/assign_var", NULL, 2, rv, bnn->out[2])->phase = IR_PHASE_UPDATE;
 	return g;
 }
 
@@ -330,6 +395,7 @@ static void test_round_trips(void)
 	round_trip(g_grads(), "grads");
 	round_trip(g_names(), "names");
 	round_trip(g_data(), "data");
+	round_trip(g_cnn(), "cnn");
 	for (int op = 0; op < IR_OP_COUNT; op++) /* a new op needs a line here (not Constant) */
 		CHECK_MSG(op_seen[op] || op == IR_OP_CONSTANT, "op %s is in no round-trip graph",
 			  ir_op_name((IrOp)op));
@@ -529,6 +595,22 @@ static const struct {
 	 "t.ir:3:2: Dropout has 2 outputs, 1 named"},
 	{HEAD "\t%y, %y = Dropout(%x) {ratio=0.5, training=0} : f32[2,3], bool[2,3] @fwd\n}\n",
 	 "t.ir:3:6: %y is named twice"},
+	{HEAD "\t%y = Clip(%x) {min=1, max=0} : f32[2,3] @fwd\n}\n",
+	 "t.ir:3:16: Clip: min 1 must be <= max 0"},
+	{HEAD "\t%y = Pad(%x) {pads=[0, 1, 1], value=0} : f32[3,5] @fwd\n}\n",
+	 "t.ir:3:21: 'pads' needs a multiple of 2 entries, has 3"},
+	{HEAD "\t%y = Pad(%x) {pads=[0], value=0} : f32[2,3] @fwd\n}\n",
+	 "t.ir:3:21: 'pads' needs a multiple of 2 entries, has 1"},
+	{HEAD "\t%y = Pad(%x) {pads=[0, 1], value=0} : f32[2,4] @fwd\n}\n",
+	 "t.ir:3:15: Pad: pads for 1 dims, input rank 2"},
+	{HEAD "\t%y = MaxPool(%x) {kernel=[2], strides=[1, 1], dilations=[1, 1], pads=[0, 0, 0, 0],"
+	      " ceil_mode=0, count_include_pad=0, xhw=[0, 0]} : f32[2,3] @fwd\n}\n",
+	 "t.ir:3:27: 'kernel' needs 2 entries, has 1"},
+	{HEAD "\t%y = MaxPool(%x) {kernel=[2, 2, 2]} : f32[2,3] @fwd\n}\n",
+	 "t.ir:3:34: more than 2 entries"},
+	{HEAD "\t%y = MaxPool(%x) {kernel=[2, 2], strides=[1, 1], dilations=[1, 1], pads=[0, 0, 0,"
+	      " 0], ceil_mode=0, count_include_pad=0, xhw=[0, 0]} : f32[2,3] @fwd \"mp\"\n}\n",
+	 "node 'mp' (MaxPool): X must be 4-D"},
 	{HEAD "\t%y = Relu(%x) : f32[2,3]\n}\n", "t.ir:3:26: expected '@', found end of line"},
 	{HEAD "\t%y = Relu(%x) : f32[2,3] @back\n}\n", "t.ir:3:28: unknown phase 'back'"},
 	{HEAD "\t%y = Relu(%x) : f32[2,3] @fwd \"r\" junk\n}\n",
@@ -670,12 +752,12 @@ static void fuzz_one(const char *text, int iters)
  * TEST_IR_SEED to vary them). */
 static void test_fuzz(void)
 {
-	IrGraph *gs[] = {g_mlp(1), g_attrs(), g_train(), g_names(), g_data(), g_grads()};
+	IrGraph *gs[] = {g_mlp(1), g_attrs(), g_train(), g_names(), g_data(), g_grads(), g_cnn()};
 	int iters = getenv("TEST_IR_FUZZ") ? atoi(getenv("TEST_IR_FUZZ")) : 4000;
 	if (getenv("TEST_IR_SEED"))
 		rng_state = (uint32_t)strtoul(getenv("TEST_IR_SEED"), NULL, 10) | 1u;
 	char dir[1024], path[2048], **names;
-	for (int i = 0; i < 6; i++) {
+	for (int i = 0; i < (int)(sizeof gs / sizeof gs[0]); i++) {
 		char *s = ir_print_str(gs[i]);
 		fuzz_one(s, iters);
 		free(s);
@@ -773,12 +855,10 @@ static void test_verifier(void)
 	ir_graph_free(g);
 
 	g = g_train();
-	ir_graph_value(g, "madam.v/w")->param = NULL;
 	ir_graph_value(g, "b")->role = IR_ROLE_CONST;
 	ir_graph_value(g, "x")->nuses = 7;
-	expect_broken(g, "value 'madam.v/w': is a state value of no parameter", "state");
+	expect_broken(g, "value 'adam.m/b': belongs to 'b', which is not a parameter", "state");
 	const char *d = ir_diag_text(C);
-	CHECK(strstr(d, "value 'adam.m/b': belongs to 'b', which is not a parameter"));
 	CHECK(strstr(d, "value 'b': is a graph parameter but its role is not param"));
 	CHECK(strstr(d, "value 'x': nuses is 7 but 1 node inputs use it"));
 	CHECK(strstr(d, "node 'update/b' (lnsc.Adam): updates 'b'"));
@@ -793,6 +873,32 @@ static void test_verifier(void)
 	d = ir_diag_text(C);
 	CHECK(strstr(d, "node 'cut' (lnsc.Slice): slice [2, 25) out of range 0..24"));
 	CHECK(strstr(d, "value 'cast': is a param value but node 'cast' produces it"));
+	ir_graph_free(g);
+
+	/* a state value of no parameter is a running statistic, which only Assign writes */
+	g = g_cnn();
+	ir_diag_clear(C);
+	CHECK_MSG(ir_verify(g) == 0, "%s", ir_diag_text(C));
+	IrNode *am = find(g, "bn/assign_mean");
+	am->in[0] = ir_graph_value(g, "b");
+	ir_recount_uses(g);
+	expect_broken(g, "node 'bn/assign_mean' (lnsc.Assign): assigns 'b', which is not a "
+			 "running statistic", "assign");
+	am->in[0] = ir_graph_value(g, "bn.running_mean");
+	ir_graph_value(g, "bn.running_var")->param = ir_graph_value(g, "w");
+	expect_broken(g, "assigns 'bn.running_var', which is not a running statistic", "assign2");
+	ir_graph_value(g, "bn.running_var")->param = NULL;
+	find(g, "dwconv")->attr.conv.group = 0;
+	find(g, "maxpool")->attr.pool.stride[1] = 0;
+	find(g, "pad")->attr.pad.n = 3;
+	find(g, "relu6")->attr.clip.min = 7.0f;
+	find(g, "bn")->attr.bn.momentum = 1.5f;
+	expect_broken(g, "node 'dwconv' (Conv): group 0 must be >= 1", "group");
+	d = ir_diag_text(C);
+	CHECK(strstr(d, "node 'maxpool' (MaxPool): kernel, strides and dilations must be >= 1"));
+	CHECK(strstr(d, "node 'pad' (Pad): pads for 3 dims, input rank 4"));
+	CHECK(strstr(d, "node 'relu6' (Clip): min 7 must be <= max 6"));
+	CHECK(strstr(d, "node 'bn' (BatchNormalization): momentum 1.5 out of range [0,1]"));
 	ir_graph_free(g);
 
 	g = g_mlp(0);
