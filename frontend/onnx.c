@@ -11,9 +11,11 @@
  * input data). A symbol table (open addressing over the model's tensor names) maps each name
  * to its definition, its constant data if any, and its IR value once built. Uses decide
  * roles: only tensors that some node computes on (not a Reshape shape or a Dropout ratio: the
- * hooks' const_in masks) are trainable when FLOAT initializers, and a graph input whose data
- * the caller gave is a CONST when some node reads it as a constant. A graph output keeps its
- * ONNX name; one that no node produces gets an Identity (output_copy).
+ * hooks' const_in masks) are trainable when FLOAT initializers, running statistics (the
+ * state_in masks) are state, and a graph input whose data the caller gave is a CONST when
+ * some node reads it as a constant. An ONNX output the IR op lacks (an op's extra_out) must
+ * be unread. A graph output keeps its ONNX name; one that no node produces gets an Identity
+ * (output_copy).
  * All scratch memory lives in one arena freed at the end; the graph owns what it keeps.
  */
 #include "frontend/fe.h"
@@ -35,6 +37,7 @@ typedef struct Sym {
 	int index;     /* graph input, initializer or node index */
 	int data_use;  /* some node computes on it, or it is a graph output */
 	int const_use; /* some node reads it as a constant (its hook's const_in mask) */
+	int state_use; /* some node reads it as a running statistic (state_in mask) */
 	FeConst cst;   /* initializers and Constant outputs: the data (type NULL otherwise) */
 	IrValue *v;
 } Sym;
@@ -348,8 +351,8 @@ int fe_emit(FeNode *n, IrOp op, int nin, IrValue *const *in, const IrAttrs *attr
 	FeImport *im = n->imp;
 	const Onnx__NodeProto *p = n->p;
 	int nout = ir_op_info[op].nout;
-	const char *names[4];
-	if (nout > 4) {
+	const char *names[8];
+	if (nout > 8) {
 		fe_node_error(n, IR_ERR_UNSUPPORTED, "op %s has too many outputs", ir_op_name(op));
 		return -1;
 	}
@@ -733,6 +736,7 @@ static void mark_data_uses(FeImport *im)
 	for (size_t j = 0; j < gp->n_node; j++) {
 		const Onnx__NodeProto *p = gp->node[j];
 		unsigned mask = fe_import_table[im->node_op[j]].const_in;
+		unsigned smask = fe_import_table[im->node_op[j]].state_in;
 		for (size_t i = 0; i < p->n_input; i++) {
 			if (!*p->input[i])
 				continue;
@@ -741,6 +745,8 @@ static void mark_data_uses(FeImport *im)
 				s->const_use = 1;
 			else
 				s->data_use = 1;
+			if (i < 32 && (smask >> i & 1u))
+				s->state_use = 1;
 		}
 	}
 	for (size_t i = 0; i < gp->n_output; i++)
@@ -936,8 +942,11 @@ static void make_values(FeImport *im)
 		Sym *s = sym_find(im, str(gp->initializer[i]->name));
 		if (!s || s->kind != DEF_INIT || s->index != (int)i || !s->cst.type)
 			continue;
-		IrRole role =
-		    s->cst.type->dt == IR_DT_F32 && s->data_use ? IR_ROLE_PARAM : IR_ROLE_CONST;
+		/* a running statistic is state wherever else the model reads it: never trained */
+		IrRole role = s->cst.type->dt != IR_DT_F32 ? IR_ROLE_CONST
+		              : s->state_use            ? IR_ROLE_STATE
+		              : s->data_use             ? IR_ROLE_PARAM
+		                                        : IR_ROLE_CONST;
 		s->v = add_value(im, s->name, s->cst.type, role, s->cst.data);
 	}
 }
@@ -956,6 +965,32 @@ static int check_dtypes(const FeNode *n)
 			return -1;
 		}
 	return 0;
+}
+
+/* Who uses tensor `name`: the first node that reads it, else the graph output list. */
+static const char *reader_of(FeImport *im, const char *name)
+{
+	for (size_t j = 0; j < im->gp->n_node; j++) {
+		const Onnx__NodeProto *p = im->gp->node[j];
+		for (size_t i = 0; i < p->n_input; i++)
+			if (!strcmp(p->input[i], name))
+				return ir_arena_printf(im->scratch, "node '%s' (%s) reads it",
+				                       im->node_name[j], str(p->op_type));
+	}
+	return "it is a graph output";
+}
+
+/* ONNX output k of n, which the IR node does not have (MaxPool's Indices): fine when absent
+ * or unread, else IR_ERR_UNSUPPORTED naming a reader. 0 or -1. */
+static int extra_output_unused(const FeNode *n, int k, const char *what)
+{
+	const char *name = n->p->output[k];
+	const Sym *s = *name ? sym_find(n->imp, name) : NULL;
+	if (!s || (!s->data_use && !s->const_use && !s->state_use))
+		return 0;
+	fe_node_error(n, IR_ERR_UNSUPPORTED, "the %s output '%s' is not supported (%s)", what,
+	              name, reader_of(n->imp, name));
+	return -1;
 }
 
 static int import_node(FeImport *im, int j)
@@ -982,18 +1017,20 @@ static int import_node(FeImport *im, int j)
 			return -1;
 		}
 	}
-	int nout = ir_op_info[n.op].nout;
-	if (p->n_output == 0 || (int)p->n_output > nout) {
-		if (nout == 1)
+	const char *extra = fe_import_table[n.op].extra_out;
+	int nout = ir_op_info[n.op].nout, nmax = nout + (extra != NULL);
+	if (p->n_output == 0 || (int)p->n_output > nmax) {
+		if (nmax == 1)
 			fe_node_error(&n, IR_ERR_INPUT, "has %zu outputs, expected 1", p->n_output);
 		else
 			fe_node_error(&n, IR_ERR_INPUT, "has %zu outputs, expected 1 to %d",
-			              p->n_output, nout);
+			              p->n_output, nmax);
 		return -1;
 	}
-	if (check_dtypes(&n) || fe_import_table[n.op].fn(&n))
+	if ((extra && (int)p->n_output > nout && extra_output_unused(&n, nout, extra)) ||
+	    check_dtypes(&n) || fe_import_table[n.op].fn(&n))
 		return -1;
-	for (size_t k = 0; k < p->n_output; k++)
+	for (size_t k = 0; k < p->n_output && (int)k < nout; k++)
 		if (*p->output[k] && !sym_find(im, p->output[k])->v) {
 			fe_node_error(&n, IR_ERR_UNSUPPORTED,
 			              "output '%s' was not built (import bug)", p->output[k]);

@@ -6,6 +6,7 @@
  * status and a message naming the file, node or tensor, and never crash (every prefix of a
  * valid file is imported, too). Tensor files are round-tripped for every dtype.
  */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1309,9 +1310,9 @@ static void test_malformed(void)
 	/* unsupported ops: all in one message */
 	m = model(13);
 	input(m, "x", F32, 2, xd);
-	node(m, "Conv", "conv1", "x", "a");
+	node(m, "LSTM", "lstm1", "x", "a");
 	node(m, "Relu", "ok", "a", "b");
-	node(m, "MaxPool", "pool", "b", "c");
+	node(m, "Resize", "resize", "b", "c");
 	Onnx__NodeProto *ms = node(m, "Gemm", "ms", "c", "y");
 	ms->domain = sdup(m, "com.microsoft");
 	output(m, "y", F32, 2, xd);
@@ -1319,8 +1320,8 @@ static void test_malformed(void)
 	IrCtx *c = ir_ctx_new();
 	CHECK(fe_onnx_import(c, p, NULL) == NULL);
 	CHECK(ir_error_count(c) == 1 && ir_error_status(c) == IR_ERR_UNSUPPORTED);
-	CHECK_MSG(strstr(ir_diag_text(c), "3 unsupported ops: node 'conv1' (Conv), node 'pool' "
-	                                  "(MaxPool), node 'ms' (com.microsoft.Gemm)"),
+	CHECK_MSG(strstr(ir_diag_text(c), "3 unsupported ops: node 'lstm1' (LSTM), node 'resize' "
+	                                  "(Resize), node 'ms' (com.microsoft.Gemm)"),
 	          "%s", ir_diag_text(c));
 	ir_ctx_free(c);
 	/* opsets */
@@ -1801,6 +1802,534 @@ static void test_tensor_io(void)
 	ir_ctx_free(c);
 }
 
+/* ---- convolutional networks ---- */
+
+static int window_is(const int *got, int n, const int *want)
+{
+	for (int i = 0; i < n; i++)
+		if (got[i] != want[i])
+			return 0;
+	return 1;
+}
+
+/* One Conv over x [1,2,6,6] with W [4,2/group,3,3]; auto_pad (NULL: none), strides s. */
+static const char *conv_model(int opset, const char *auto_pad, int s, int group, const char *ins,
+                              const char *file)
+{
+	Model *m = model(opset);
+	static float w[4 * 2 * 9], b[4];
+	int64_t xd[] = {1, 2, 6, 6}, wd[] = {4, 2 / group, 3, 3}, bd[] = {4}, st[] = {s, s};
+	input(m, "x", F32, 4, xd);
+	init_f(m, "W", 4, wd, w);
+	init_f(m, "B", 1, bd, b);
+	Onnx__NodeProto *n = node(m, "Conv", "conv", ins, "y");
+	if (auto_pad)
+		attr_s(m, n, "auto_pad", auto_pad);
+	attr_ints(m, n, "strides", 2, st);
+	if (group != 1)
+		attr_i(m, n, "group", group);
+	output(m, "y", F32, -1, NULL);
+	return save(m, file);
+}
+
+static void test_conv(void)
+{
+	IrCtx *c = ir_ctx_new();
+	/* stride 2 over 6 with a 3x3 kernel: output 3, one pixel of padding in total, which
+	 * SAME_UPPER puts at the end and SAME_LOWER at the beginning */
+	static const int upper[4] = {0, 0, 1, 1}, lower[4] = {1, 1, 0, 0}, none[4] = {0};
+	const char *modes[] = {"SAME_UPPER", "SAME_LOWER", "VALID"};
+	const int *want[] = {upper, lower, none};
+	for (int k = 0; k < 3; k++) {
+		IrGraph *g = IMPORT_OK(c, conv_model(11, modes[k], 2, 1, "x,W,B", "conv.onnx"), 0);
+		IrNode *n = g ? find_op(g, IR_OP_CONV, 0) : NULL;
+		int64_t ys[] = {1, 4, k < 2 ? 3 : 2, k < 2 ? 3 : 2};
+		static const int k3[2] = {3, 3}, s2[2] = {2, 2}, d1[2] = {1, 1};
+		CHECK_MSG(n && window_is(n->attr.conv.pad, 4, want[k]), "%s", modes[k]);
+		CHECK(n && n->nin == 3 && n->attr.conv.group == 1 &&
+		      window_is(n->attr.conv.kernel, 2, k3) && window_is(n->attr.conv.stride, 2, s2) &&
+		      window_is(n->attr.conv.dilation, 2, d1) && has_shape(n->out[0]->type, 4, ys));
+		CHECK(g && ir_graph_value(g, "W")->role == IR_ROLE_PARAM &&
+		      ir_graph_value(g, "B")->role == IR_ROLE_PARAM);
+		ir_graph_free(g);
+	}
+	/* SAME with stride 1 at opset 7 (Conv-1): 2 pixels, one each side */
+	IrGraph *g = IMPORT_OK(c, conv_model(7, "SAME_LOWER", 1, 1, "x,W", "conv7.onnx"), 0);
+	IrNode *n = g ? find_op(g, IR_OP_CONV, 0) : NULL;
+	static const int ones[4] = {1, 1, 1, 1};
+	CHECK(n && n->nin == 2 && window_is(n->attr.conv.pad, 4, ones));
+	ir_graph_free(g);
+
+	/* depthwise (group = channels), explicit asymmetric pads, dilations, kernel_shape
+	 * given, the bias an empty name */
+	Model *m = model(13);
+	float w[2 * 9] = {0};
+	int64_t xd[] = {2, 2, 7, 5}, wd[] = {2, 1, 3, 3}, pads[] = {1, 0, 2, 1}, dil[] = {2, 1},
+	        ks[] = {3, 3};
+	input(m, "x", F32, 4, xd);
+	init_f(m, "W", 4, wd, w);
+	Onnx__NodeProto *cn = node(m, "Conv", "dw", "x,W,", "y");
+	attr_i(m, cn, "group", 2);
+	attr_ints(m, cn, "pads", 4, pads);
+	attr_ints(m, cn, "dilations", 2, dil);
+	attr_ints(m, cn, "kernel_shape", 2, ks);
+	output(m, "y", F32, -1, NULL);
+	g = IMPORT_OK(c, save(m, "depthwise.onnx"), 0);
+	n = g ? find_op(g, IR_OP_CONV, 0) : NULL;
+	static const int p4[4] = {1, 0, 2, 1}, d21[2] = {2, 1};
+	int64_t ys[] = {2, 2, 6, 4}; /* (7+3-5)/1+1, (5+1-3)/1+1 */
+	CHECK(n && n->nin == 2 && n->attr.conv.group == 2 && window_is(n->attr.conv.pad, 4, p4) &&
+	      window_is(n->attr.conv.dilation, 2, d21) && has_shape(n->out[0]->type, 4, ys));
+	ir_graph_free(g);
+	ir_ctx_free(c);
+
+	/* errors */
+	m = model(11);
+	int64_t x3[] = {1, 2, 4, 4, 4}, w3[] = {3, 2, 2, 2, 2};
+	float w3d[48] = {0};
+	input(m, "x", F32, 5, x3);
+	init_f(m, "W", 5, w3, w3d);
+	node(m, "Conv", "conv3d", "x,W", "y");
+	output(m, "y", F32, -1, NULL);
+	EXPECT_ERR(save(m, "conv3d.onnx"), NULL, IR_ERR_UNSUPPORTED, "node 'conv3d' (Conv)",
+	           "only 2-D Conv is supported: input 'x' has 3 spatial dims");
+	m = model(11);
+	int64_t x1[] = {1, 2, 9}, w1[] = {3, 2, 2};
+	input(m, "x", F32, 3, x1);
+	init_f(m, "W", 3, w1, w3d);
+	node(m, "Conv", "conv1d", "x,W", "y");
+	output(m, "y", F32, -1, NULL);
+	EXPECT_ERR(save(m, "conv1d.onnx"), NULL, IR_ERR_UNSUPPORTED, "node 'conv1d' (Conv)",
+	           "only 2-D");
+	EXPECT_ERR(conv_model(11, "SAME", 1, 1, "x,W", "conv_badpad.onnx"), NULL, IR_ERR_INPUT,
+	           "node 'conv' (Conv): attribute 'auto_pad' is 'SAME'",
+	           "expected one of NOTSET, SAME_UPPER, SAME_LOWER, VALID");
+	EXPECT_ERR(conv_model(11, NULL, 0, 1, "x,W", "conv_stride0.onnx"), NULL, IR_ERR_INPUT,
+	           "attribute 'strides' has 0 at index 0", "positive");
+	EXPECT_ERR(conv_model(11, NULL, 1, 3, "x,W", "conv_group3.onnx"), NULL, IR_ERR_INPUT,
+	           "node 'conv' (Conv)", "group 3 must divide");
+	EXPECT_ERR(conv_model(11, NULL, 1, 1, "x", "conv_arity.onnx"), NULL, IR_ERR_INPUT,
+	           "node 'conv' (Conv)", "has 1 inputs, expected 2 to 3");
+	m = model(11);
+	int64_t xd4[] = {1, 2, 6, 6}, wd4[] = {4, 2, 3, 3}, pp[] = {1, 1, 1, 1}, k5[] = {5, 5, 5};
+	float w4[72] = {0};
+	input(m, "x", F32, 4, xd4);
+	init_f(m, "W", 4, wd4, w4);
+	cn = node(m, "Conv", "both", "x,W", "y");
+	attr_s(m, cn, "auto_pad", "SAME_UPPER");
+	attr_ints(m, cn, "pads", 4, pp);
+	cn = node(m, "Conv", "k3", "y,W", "z");
+	attr_ints(m, cn, "kernel_shape", 3, k5);
+	output(m, "z", F32, -1, NULL);
+	const char *p = save(m, "conv_attrs.onnx");
+	EXPECT_ERR(p, NULL, IR_ERR_INPUT, "node 'both' (Conv)",
+	           "pads and auto_pad SAME_UPPER are both given");
+	m = model(11);
+	input(m, "x", F32, 4, xd4);
+	init_f(m, "W", 4, wd4, w4);
+	attr_ints(m, node(m, "Conv", "k3", "x,W", "y"), "kernel_shape", 3, k5);
+	output(m, "y", F32, -1, NULL);
+	EXPECT_ERR(save(m, "conv_k3.onnx"), NULL, IR_ERR_INPUT, "node 'k3' (Conv)",
+	           "attribute 'kernel_shape' has 3 values, expected 2");
+	m = model(11);
+	input(m, "x", F32, 4, xd4);
+	init_f(m, "W", 4, wd4, w4);
+	attr_ints(m, node(m, "Conv", "k5", "x,W", "y"), "kernel_shape", 2, k5);
+	output(m, "y", F32, -1, NULL);
+	EXPECT_ERR(save(m, "conv_k5.onnx"), NULL, IR_ERR_INPUT, "node 'k5' (Conv)",
+	           "does not match");
+}
+
+/* A BatchNormalization over x [2,3,4,4] with scale, B, mean, var initializers. */
+static Model *bn_model(int opset, const char *outs, Onnx__NodeProto **bn)
+{
+	Model *m = model(opset);
+	static const float one[3] = {1, 1, 1}, zero[3] = {0};
+	int64_t xd[] = {2, 3, 4, 4}, cd[] = {3};
+	input(m, "x", F32, 4, xd);
+	init_f(m, "scale", 1, cd, one);
+	init_f(m, "B", 1, cd, zero);
+	init_f(m, "mean", 1, cd, zero);
+	init_f(m, "var", 1, cd, one);
+	*bn = node(m, "BatchNormalization", "bn", "x,scale,B,mean,var", outs);
+	output(m, "y", F32, 4, xd);
+	return m;
+}
+
+static void test_batch_norm(void)
+{
+	IrCtx *c = ir_ctx_new();
+	Onnx__NodeProto *bn;
+	/* opset 15, training_mode: ONNX (Y, running_mean, running_var) are IR outputs 0..2 */
+	Model *m = bn_model(15, "y,rm,rv", &bn);
+	attr_i(m, bn, "training_mode", 1);
+	attr_f(m, bn, "momentum", 0.99f);
+	IrGraph *g = IMPORT_OK(c, save(m, "bn15.onnx"), 0);
+	IrNode *n = g ? find_op(g, IR_OP_BATCH_NORM, 0) : NULL;
+	CHECK(n && n->nout == 5 && n->attr.bn.training == 1 && n->attr.bn.momentum == 0.99f &&
+	      n->attr.bn.epsilon == 1e-5f);
+	CHECK(n && !strcmp(n->out[0]->name, "y") && !strcmp(n->out[1]->name, "rm") &&
+	      !strcmp(n->out[2]->name, "rv") && !strcmp(n->out[3]->name, "bn/out3"));
+	if (g) { /* running statistics are state of no parameter; scale and B train */
+		IrValue *mean = ir_graph_value(g, "mean"), *var = ir_graph_value(g, "var");
+		CHECK(mean && mean->role == IR_ROLE_STATE && !mean->param && mean->init);
+		CHECK(var && var->role == IR_ROLE_STATE && ((float *)var->init)[2] == 1.0f);
+		CHECK(ir_graph_value(g, "scale")->role == IR_ROLE_PARAM && g->params.n == 2);
+	}
+	ir_graph_free(g);
+	/* opset 14 default: inference, one output */
+	m = bn_model(14, "y", &bn);
+	g = IMPORT_OK(c, save(m, "bn14.onnx"), 0);
+	n = g ? find_op(g, IR_OP_BATCH_NORM, 0) : NULL;
+	CHECK(n && n->attr.bn.training == 0 && n->attr.bn.momentum == 0.9f);
+	ir_graph_free(g);
+	/* opset 9: training iff more than one output; (Y, mean, var, saved_mean, saved_var) */
+	m = bn_model(9, "y,m,v,sm,sv", &bn);
+	attr_f(m, bn, "epsilon", 1e-3f);
+	g = IMPORT_OK(c, save(m, "bn9.onnx"), 0);
+	n = g ? find_op(g, IR_OP_BATCH_NORM, 0) : NULL;
+	CHECK(n && n->attr.bn.training == 1 && n->attr.bn.epsilon == 1e-3f);
+	CHECK(n && !strcmp(n->out[1]->name, "m") && !strcmp(n->out[4]->name, "sv"));
+	ir_graph_free(g);
+	m = bn_model(9, "y,,", &bn); /* absent outputs trail: inference */
+	g = IMPORT_OK(c, save(m, "bn9i.onnx"), 0);
+	n = g ? find_op(g, IR_OP_BATCH_NORM, 0) : NULL;
+	CHECK(n && n->attr.bn.training == 0);
+	ir_graph_free(g);
+	/* opset 7: spatial 1 is per-channel statistics */
+	m = bn_model(7, "y,m", &bn);
+	attr_i(m, bn, "spatial", 1);
+	g = IMPORT_OK(c, save(m, "bn7.onnx"), 0);
+	n = g ? find_op(g, IR_OP_BATCH_NORM, 0) : NULL;
+	CHECK(n && n->attr.bn.training == 1);
+	ir_graph_free(g);
+	/* running statistics given as graph inputs stay inputs (ONNX's node tests) */
+	m = model(15);
+	int64_t xd[] = {2, 3, 4, 4}, cd[] = {3};
+	const char *names[] = {"x", "s", "b", "mean", "var"};
+	for (int i = 0; i < 5; i++)
+		input(m, names[i], F32, i ? 1 : 4, i ? cd : xd);
+	node(m, "BatchNormalization", "bn", "x,s,b,mean,var", "y");
+	output(m, "y", F32, 4, xd);
+	g = IMPORT_OK(c, save(m, "bn_inputs.onnx"), 0);
+	CHECK(g && ir_graph_value(g, "mean")->role == IR_ROLE_INPUT && g->inputs.n == 5);
+	ir_graph_free(g);
+	ir_ctx_free(c);
+
+	m = bn_model(7, "y", &bn);
+	attr_i(m, bn, "spatial", 0);
+	EXPECT_ERR(save(m, "bn_spatial.onnx"), NULL, IR_ERR_UNSUPPORTED,
+	           "node 'bn' (BatchNormalization)", "spatial=0");
+	m = bn_model(15, "y,rm,rv,bm", &bn);
+	EXPECT_ERR(save(m, "bn_4out.onnx"), NULL, IR_ERR_INPUT, "node 'bn' (BatchNormalization)",
+	           "has 4 outputs, expected 1 to 3 at opset 15");
+	m = bn_model(12, "y", &bn);
+	attr_i(m, bn, "training_mode", 1);
+	EXPECT_ERR(save(m, "bn_tm12.onnx"), NULL, IR_ERR_INPUT, "node 'bn' (BatchNormalization)",
+	           "attribute 'training_mode' needs opset 14 (the model's is 12)");
+	m = bn_model(15, "y", &bn);
+	attr_f(m, bn, "epsilon", -1.0f);
+	EXPECT_ERR(save(m, "bn_eps.onnx"), NULL, IR_ERR_INPUT, "node 'bn'", "epsilon -1");
+	m = bn_model(15, "y", &bn);
+	attr_i(m, bn, "training_mode", 2);
+	EXPECT_ERR(save(m, "bn_tm2.onnx"), NULL, IR_ERR_INPUT, "node 'bn'", "training_mode is 2");
+}
+
+/* One pool node over x [1,3,7,7]; outs may add an Indices output. */
+static Model *pool_model(int opset, const char *op, const char *outs, Onnx__NodeProto **n)
+{
+	Model *m = model(opset);
+	int64_t xd[] = {1, 3, 7, 7};
+	input(m, "x", F32, 4, xd);
+	*n = node(m, op, "pool", "x", outs);
+	output(m, "y", F32, -1, NULL);
+	return m;
+}
+
+static void test_pools(void)
+{
+	IrCtx *c = ir_ctx_new();
+	Onnx__NodeProto *n;
+	int64_t k3[] = {3, 3}, s2[] = {2, 2}, d2[] = {2, 1}, p1[] = {0, 1, 1, 0};
+	/* MaxPool 12: every attribute; an unread Indices output is dropped */
+	Model *m = pool_model(12, "MaxPool", "y,idx", &n);
+	attr_ints(m, n, "kernel_shape", 2, k3);
+	attr_ints(m, n, "strides", 2, s2);
+	attr_ints(m, n, "dilations", 2, d2);
+	attr_ints(m, n, "pads", 4, p1);
+	attr_i(m, n, "ceil_mode", 1);
+	attr_i(m, n, "storage_order", 1);
+	IrGraph *g = IMPORT_OK(c, save(m, "maxpool.onnx"), 0);
+	IrNode *p = g ? find_op(g, IR_OP_MAX_POOL, 0) : NULL;
+	static const int wk[2] = {3, 3}, ws[2] = {2, 2}, wd[2] = {2, 1}, wp[4] = {0, 1, 1, 0};
+	/* H (dilation 2, pads 0 and 1): ceil((7+1-5)/2)+1 = 3; W: ceil((7+1-3)/2)+1 = 4 */
+	int64_t ys[] = {1, 3, 3, 4};
+	CHECK(p && p->nout == 1 && window_is(p->attr.pool.kernel, 2, wk) &&
+	      window_is(p->attr.pool.stride, 2, ws) && window_is(p->attr.pool.dilation, 2, wd) &&
+	      window_is(p->attr.pool.pad, 4, wp) && p->attr.pool.ceil_mode == 1 &&
+	      has_shape(p->out[0]->type, 4, ys));
+	ir_graph_free(g);
+	/* AveragePool 11: SAME_UPPER, count_include_pad; auto_pad clears ceil_mode */
+	m = pool_model(11, "AveragePool", "y", &n);
+	attr_ints(m, n, "kernel_shape", 2, k3);
+	attr_ints(m, n, "strides", 2, s2);
+	attr_s(m, n, "auto_pad", "SAME_UPPER");
+	attr_i(m, n, "count_include_pad", 1);
+	attr_i(m, n, "ceil_mode", 1);
+	g = IMPORT_OK(c, save(m, "avgpool.onnx"), 0);
+	p = g ? find_op(g, IR_OP_AVG_POOL, 0) : NULL;
+	static const int same[4] = {1, 1, 1, 1}; /* 7 -> 4: (4-1)*2+3-7 = 2 */
+	int64_t as[] = {1, 3, 4, 4};
+	CHECK(p && window_is(p->attr.pool.pad, 4, same) && p->attr.pool.count_include_pad == 1 &&
+	      p->attr.pool.ceil_mode == 0 && has_shape(p->out[0]->type, 4, as));
+	ir_graph_free(g);
+	/* AveragePool 7: no ceil_mode yet, count_include_pad default 0 */
+	m = pool_model(7, "AveragePool", "y", &n);
+	attr_ints(m, n, "kernel_shape", 2, k3);
+	g = IMPORT_OK(c, save(m, "avgpool7.onnx"), 0);
+	p = g ? find_op(g, IR_OP_AVG_POOL, 0) : NULL;
+	static const int one2[2] = {1, 1};
+	CHECK(p && p->attr.pool.count_include_pad == 0 && window_is(p->attr.pool.stride, 2, one2));
+	ir_graph_free(g);
+	/* the global pools: kernel = H, W */
+	const char *gops[] = {"GlobalAveragePool", "GlobalMaxPool"};
+	IrOp gir[] = {IR_OP_GLOBAL_AVG_POOL, IR_OP_GLOBAL_MAX_POOL};
+	for (int i = 0; i < 2; i++) {
+		m = pool_model(9, gops[i], "y", &n);
+		g = IMPORT_OK(c, save(m, "global.onnx"), 0);
+		p = g ? find_op(g, gir[i], 0) : NULL;
+		static const int k7[2] = {7, 7};
+		int64_t gs[] = {1, 3, 1, 1};
+		CHECK_MSG(p && window_is(p->attr.pool.kernel, 2, k7) &&
+		          window_is(p->attr.pool.stride, 2, one2) && has_shape(p->out[0]->type, 4, gs),
+		          "%s", gops[i]);
+		ir_graph_free(g);
+	}
+	ir_ctx_free(c);
+
+	/* errors: Indices read, attributes before their opset, 3-D and 1-D pools */
+	m = pool_model(12, "MaxPool", "y,idx", &n);
+	attr_ints(m, n, "kernel_shape", 2, k3);
+	node(m, "Cast", "use", "idx", "f");
+	attr_i(m, m->g.node[1], "to", F32);
+	output(m, "f", F32, -1, NULL);
+	EXPECT_ERR(save(m, "indices_used.onnx"), NULL, IR_ERR_UNSUPPORTED, "node 'pool' (MaxPool)",
+	           "the Indices output 'idx' is not supported (node 'use' (Cast) reads it)");
+	m = pool_model(12, "MaxPool", "y,idx", &n);
+	attr_ints(m, n, "kernel_shape", 2, k3);
+	output(m, "idx", I64, -1, NULL);
+	EXPECT_ERR(save(m, "indices_out.onnx"), NULL, IR_ERR_UNSUPPORTED, "node 'pool' (MaxPool)",
+	           "the Indices output 'idx' is not supported (it is a graph output)");
+	m = pool_model(7, "MaxPool", "y,idx", &n);
+	attr_ints(m, n, "kernel_shape", 2, k3);
+	EXPECT_ERR(save(m, "indices7.onnx"), NULL, IR_ERR_INPUT, "node 'pool' (MaxPool)",
+	           "has 2 outputs, expected 1 at opset 7");
+	m = pool_model(8, "MaxPool", "y", &n);
+	attr_ints(m, n, "kernel_shape", 2, k3);
+	attr_i(m, n, "ceil_mode", 1);
+	EXPECT_ERR(save(m, "ceil8.onnx"), NULL, IR_ERR_INPUT, "node 'pool' (MaxPool)",
+	           "attribute 'ceil_mode' needs opset 10 (the model's is 8)");
+	m = pool_model(12, "MaxPool", "y", &n);
+	EXPECT_ERR(save(m, "nokernel.onnx"), NULL, IR_ERR_INPUT, "node 'pool' (MaxPool)",
+	           "attribute 'kernel_shape' is required");
+	m = pool_model(11, "AveragePool", "y", &n);
+	attr_ints(m, n, "kernel_shape", 2, k3);
+	attr_ints(m, n, "dilations", 2, d2);
+	EXPECT_ERR(save(m, "avgdil.onnx"), NULL, IR_ERR_INPUT, "node 'pool' (AveragePool)",
+	           "attribute 'dilations' needs opset 19");
+	m = pool_model(11, "AveragePool", "y", &n);
+	attr_ints(m, n, "kernel_shape", 2, k3);
+	attr_i(m, n, "count_include_pad", 2);
+	EXPECT_ERR(save(m, "avgcip.onnx"), NULL, IR_ERR_INPUT, "node 'pool' (AveragePool)",
+	           "count_include_pad is 2");
+	m = pool_model(12, "MaxPool", "y", &n);
+	attr_ints(m, n, "kernel_shape", 2, k3);
+	attr_ints(m, n, "pads", 4, (int64_t[]){0, -1, 0, 0});
+	EXPECT_ERR(save(m, "negpad.onnx"), NULL, IR_ERR_INPUT, "node 'pool' (MaxPool)",
+	           "attribute 'pads' has -1 at index 1, expected a value >= 0");
+	for (int rank = 3; rank <= 5; rank += 2) {
+		m = model(12);
+		int64_t xd[] = {1, 3, 8, 8, 8}, ks[] = {2, 2, 2};
+		input(m, "x", F32, rank, xd);
+		attr_ints(m, node(m, "MaxPool", "mp", "x", "y"), "kernel_shape", rank - 2, ks);
+		node(m, "GlobalAveragePool", "gap", "x", "z");
+		output(m, "y", F32, -1, NULL);
+		output(m, "z", F32, -1, NULL);
+		EXPECT_ERR(save(m, "pool_nd.onnx"), NULL, IR_ERR_UNSUPPORTED,
+		           "node 'mp' (MaxPool): only 2-D MaxPool is supported", "spatial dim");
+	}
+}
+
+static void test_pad(void)
+{
+	IrCtx *c = ir_ctx_new();
+	int64_t xd[] = {1, 3, 4, 5}, pads[] = {0, 0, 1, -1, 0, 1, 2, 3}, pd[] = {8};
+	float v = 1.5f;
+	/* opset 11 and 13: pads and constant_value from constant inputs */
+	for (int opset = 11; opset <= 13; opset += 2) {
+		Model *m = model(opset);
+		input(m, "x", F32, 4, xd);
+		init_i64(m, "pads", 8, pads);
+		init(m, "value", F32, 0, NULL, &v, sizeof v);
+		node(m, "Pad", "pad", "x,pads,value", "y");
+		output(m, "y", F32, -1, NULL);
+		IrGraph *g = IMPORT_OK(c, save(m, "pad.onnx"), 0);
+		IrNode *n = g ? find_op(g, IR_OP_PAD, 0) : NULL;
+		int64_t ys[] = {1, 4, 7, 7};
+		CHECK(n && n->nin == 1 && n->attr.pad.n == 4 && n->attr.pad.value == 1.5f &&
+		      n->attr.pad.pads[3] == -1 && n->attr.pad.pads[7] == 3 &&
+		      has_shape(n->out[0]->type, 4, ys));
+		CHECK(g && ir_graph_value(g, "value")->role == IR_ROLE_CONST && g->params.n == 0);
+		ir_graph_free(g);
+	}
+	/* opset 7 (Pad-2): attributes; value defaults to 0 */
+	Model *m = model(7);
+	input(m, "x", F32, 4, xd);
+	Onnx__NodeProto *pn = node(m, "Pad", "pad", "x", "y");
+	attr_ints(m, pn, "pads", 8, pads);
+	attr_s(m, pn, "mode", "constant");
+	output(m, "y", F32, -1, NULL);
+	IrGraph *g = IMPORT_OK(c, save(m, "pad7.onnx"), 0);
+	IrNode *n = g ? find_op(g, IR_OP_PAD, 0) : NULL;
+	CHECK(n && n->attr.pad.value == 0.0f && n->attr.pad.pads[2] == 1);
+	ir_graph_free(g);
+	/* int32 data, constant_value int32 (a data move: any dtype) */
+	m = model(13);
+	int32_t iv = -7;
+	input(m, "x", I32, 4, xd);
+	init_i64(m, "pads", 8, pads);
+	init(m, "value", I32, 0, NULL, &iv, sizeof iv);
+	node(m, "Pad", "pad", "x,pads,value", "y");
+	output(m, "y", I32, -1, NULL);
+	g = IMPORT_OK(c, save(m, "pad_i32.onnx"), 0);
+	n = g ? find_op(g, IR_OP_PAD, 0) : NULL;
+	CHECK(n && n->attr.pad.value == -7.0f && n->out[0]->type->dt == IR_DT_I32);
+	ir_graph_free(g);
+	ir_ctx_free(c);
+
+	/* errors */
+	const char *modes[] = {"reflect", "edge"};
+	for (int i = 0; i < 2; i++) {
+		m = model(13);
+		input(m, "x", F32, 4, xd);
+		init_i64(m, "pads", 8, pads);
+		attr_s(m, node(m, "Pad", "pad", "x,pads", "y"), "mode", modes[i]);
+		output(m, "y", F32, -1, NULL);
+		EXPECT_ERR(save(m, "pad_mode.onnx"), NULL, IR_ERR_UNSUPPORTED, "node 'pad' (Pad)",
+		           modes[i][0] == 'r' ? "mode 'reflect' is not supported (only 'constant')"
+		                              : "mode 'edge' is not supported");
+	}
+	m = model(13);
+	input(m, "x", F32, 4, xd);
+	input(m, "pads", I64, 1, pd);
+	node(m, "Pad", "pad", "x,pads", "y");
+	output(m, "y", F32, -1, NULL);
+	EXPECT_ERR(save(m, "pad_dyn.onnx"), NULL, IR_ERR_UNSUPPORTED, "node 'pad' (Pad)",
+	           "pads input 'pads' is computed at run time");
+	m = model(13);
+	input(m, "x", F32, 4, xd);
+	init_i64(m, "pads", 6, pads);
+	node(m, "Pad", "pad", "x,pads", "y");
+	output(m, "y", F32, -1, NULL);
+	EXPECT_ERR(save(m, "pad_count.onnx"), NULL, IR_ERR_INPUT, "node 'pad' (Pad)",
+	           "pads has 6 values, expected 8");
+	m = model(13);
+	int64_t iv64 = 2;
+	input(m, "x", F32, 4, xd);
+	init_i64(m, "pads", 8, pads);
+	init(m, "value", I64, 0, NULL, &iv64, sizeof iv64);
+	node(m, "Pad", "pad", "x,pads,value", "y");
+	output(m, "y", F32, -1, NULL);
+	EXPECT_ERR(save(m, "pad_vtype.onnx"), NULL, IR_ERR_INPUT, "node 'pad' (Pad)",
+	           "constant_value 'value' is i64[], expected a scalar of the data's dtype f32");
+	m = model(9);
+	input(m, "x", F32, 4, xd);
+	node(m, "Pad", "pad", "x", "y");
+	output(m, "y", F32, -1, NULL);
+	EXPECT_ERR(save(m, "pad_noattr.onnx"), NULL, IR_ERR_INPUT, "node 'pad' (Pad)",
+	           "attribute 'pads' is required");
+	m = model(13);
+	int64_t crop[] = {0, 0, -4, 0, 0, 0, 0, 0};
+	input(m, "x", F32, 4, xd);
+	init_i64(m, "pads", 8, crop);
+	node(m, "Pad", "pad", "x,pads", "y");
+	output(m, "y", F32, -1, NULL);
+	EXPECT_ERR(save(m, "pad_crop.onnx"), NULL, IR_ERR_INPUT, "node 'pad' (Pad)", "crop all");
+}
+
+static void test_clip(void)
+{
+	IrCtx *c = ir_ctx_new();
+	int64_t xd[] = {2, 5};
+	float lo = -1.0f, hi = 6.0f;
+	/* opset 7 (Clip-6): attributes, absent ones open */
+	Model *m = model(7);
+	input(m, "x", F32, 2, xd);
+	attr_f(m, node(m, "Clip", "c0", "x", "a"), "max", 6.0f);
+	Onnx__NodeProto *cn = node(m, "Clip", "c1", "a", "y");
+	attr_f(m, cn, "min", -1.0f);
+	attr_f(m, cn, "max", 2.0f);
+	output(m, "y", F32, 2, xd);
+	IrGraph *g = IMPORT_OK(c, save(m, "clip7.onnx"), 0);
+	IrNode *c0 = g ? find_op(g, IR_OP_CLIP, 0) : NULL, *c1 = g ? find_op(g, IR_OP_CLIP, 1) : NULL;
+	CHECK(c0 && c0->attr.clip.min == -FLT_MAX && c0->attr.clip.max == 6.0f);
+	CHECK(c1 && c1->attr.clip.min == -1.0f && c1->attr.clip.max == 2.0f);
+	ir_graph_free(g);
+	/* opsets 11-13: optional constant inputs; an empty name is absent; min > max gives max */
+	for (int opset = 11; opset <= 13; opset++) {
+		m = model(opset);
+		input(m, "x", F32, 2, xd);
+		init(m, "lo", F32, 0, NULL, &lo, sizeof lo);
+		init(m, "hi", F32, 0, NULL, &hi, sizeof hi);
+		node(m, "Clip", "c0", "x,lo", "a");
+		node(m, "Clip", "c1", "a,,hi", "b");
+		node(m, "Clip", "c2", "b,hi,lo", "d");
+		node(m, "Clip", "c3", "d", "y");
+		output(m, "y", F32, 2, xd);
+		g = IMPORT_OK(c, save(m, "clip11.onnx"), 0);
+		IrNode *k[4];
+		for (int i = 0; i < 4; i++)
+			k[i] = g ? find_op(g, IR_OP_CLIP, i) : NULL;
+		CHECK_MSG(k[0] && k[0]->nin == 1 && k[0]->attr.clip.min == -1.0f &&
+		          k[0]->attr.clip.max == FLT_MAX, "opset %d", opset);
+		CHECK(k[1] && k[1]->attr.clip.min == -FLT_MAX && k[1]->attr.clip.max == 6.0f);
+		CHECK(k[2] && k[2]->attr.clip.min == -1.0f && k[2]->attr.clip.max == -1.0f);
+		CHECK(k[3] && k[3]->attr.clip.min == -FLT_MAX && k[3]->attr.clip.max == FLT_MAX);
+		CHECK(g && ir_graph_value(g, "lo")->role == IR_ROLE_CONST && g->params.n == 0);
+		ir_graph_free(g);
+	}
+	ir_ctx_free(c);
+
+	m = model(13);
+	input(m, "x", F32, 2, xd);
+	node(m, "Relu", "r", "x", "bound");
+	node(m, "Clip", "clip", "x,bound", "y");
+	output(m, "y", F32, 2, xd);
+	EXPECT_ERR(save(m, "clip_dyn.onnx"), NULL, IR_ERR_UNSUPPORTED, "node 'clip' (Clip)",
+	           "min input 'bound' is computed at run time");
+	m = model(13);
+	float nan = NAN;
+	input(m, "x", F32, 2, xd);
+	init(m, "lo", F32, 0, NULL, &nan, sizeof nan);
+	node(m, "Clip", "clip", "x,lo", "y");
+	output(m, "y", F32, 2, xd);
+	EXPECT_ERR(save(m, "clip_nan.onnx"), NULL, IR_ERR_INPUT, "node 'clip' (Clip)", "NaN");
+	m = model(9);
+	input(m, "x", F32, 2, xd);
+	init(m, "lo", F32, 0, NULL, &lo, sizeof lo);
+	node(m, "Clip", "clip", "x,lo", "y");
+	output(m, "y", F32, 2, xd);
+	EXPECT_ERR(save(m, "clip_in9.onnx"), NULL, IR_ERR_INPUT, "node 'clip' (Clip)",
+	           "has 2 inputs, expected 1 at opset 9");
+	m = model(13);
+	int64_t i8d[] = {4};
+	input(m, "x", ONNX__TENSOR_PROTO__DATA_TYPE__INT8, 1, i8d);
+	node(m, "Clip", "clip", "x", "y");
+	output(m, "y", ONNX__TENSOR_PROTO__DATA_TYPE__INT8, 1, i8d);
+	EXPECT_ERR(save(m, "clip_i8.onnx"), NULL, IR_ERR_UNSUPPORTED, "node 'clip' (Clip)",
+	           "f32 only");
+}
+
 int main(void)
 {
 	snprintf(tmpdir, sizeof tmpdir, "/tmp/lnsc_onnx_XXXXXX");
@@ -1832,6 +2361,11 @@ int main(void)
 	test_value_rename();
 	test_io_types();
 	test_tensor_io();
+	test_conv();
+	test_batch_norm();
+	test_pools();
+	test_pad();
+	test_clip();
 	char cmd[300];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
