@@ -944,9 +944,9 @@ static void make_values(FeImport *im)
 			continue;
 		/* a running statistic is state wherever else the model reads it: never trained */
 		IrRole role = s->cst.type->dt != IR_DT_F32 ? IR_ROLE_CONST
-		              : s->state_use            ? IR_ROLE_STATE
-		              : s->data_use             ? IR_ROLE_PARAM
-		                                        : IR_ROLE_CONST;
+		              : s->state_use               ? IR_ROLE_STATE
+		              : s->data_use                ? IR_ROLE_PARAM
+		                                           : IR_ROLE_CONST;
 		s->v = add_value(im, s->name, s->cst.type, role, s->cst.data);
 	}
 }
@@ -988,8 +988,8 @@ static int extra_output_unused(const FeNode *n, int k, const char *what)
 	const Sym *s = *name ? sym_find(n->imp, name) : NULL;
 	if (!s || (!s->data_use && !s->const_use && !s->state_use))
 		return 0;
-	fe_node_error(n, IR_ERR_UNSUPPORTED, "the %s output '%s' is not supported (%s)", what,
-	              name, reader_of(n->imp, name));
+	fe_node_error(n, IR_ERR_UNSUPPORTED, "the %s output '%s' is not supported (%s)", what, name,
+	              reader_of(n->imp, name));
 	return -1;
 }
 

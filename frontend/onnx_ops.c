@@ -545,8 +545,9 @@ static int attr_since(const FeNode *n, const char *name, int since)
 	for (size_t i = 0; i < n->p->n_attribute; i++) {
 		const char *an = n->p->attribute[i]->name;
 		if (an && !strcmp(an, name)) {
-			fe_node_error(n, IR_ERR_INPUT, "attribute '%s' needs opset %d (the model's is %d)",
-			              name, since, n->opset);
+			fe_node_error(n, IR_ERR_INPUT,
+			              "attribute '%s' needs opset %d (the model's is %d)", name,
+			              since, n->opset);
 			return -1;
 		}
 	}
@@ -609,15 +610,16 @@ static int attr_window_ints(const FeNode *n, const char *name, int cnt, int lo, 
 		return r;
 	}
 	if (got != cnt) {
-		fe_node_error(n, IR_ERR_INPUT, "attribute '%s' has %d values, expected %d for 2 "
-		              "spatial dims", name, got, cnt);
+		fe_node_error(n, IR_ERR_INPUT,
+		              "attribute '%s' has %d values, expected %d for 2 spatial dims", name,
+		              got, cnt);
 		return -1;
 	}
 	for (int i = 0; i < cnt; i++) {
 		if (v[i] < lo || v[i] > INT32_MAX) {
-			fe_node_error(n, IR_ERR_INPUT, "attribute '%s' has %" PRId64 " at index %d, "
-			              "expected %s", name, v[i], i, lo ? "a positive value" :
-			              "a value >= 0");
+			fe_node_error(n, IR_ERR_INPUT,
+			              "attribute '%s' has %" PRId64 " at index %d, expected %s",
+			              name, v[i], i, lo ? "a positive value" : "a value >= 0");
 			return -1;
 		}
 		out[i] = (int)v[i];
@@ -644,13 +646,14 @@ static int resolve_auto_pad(const FeNode *n, int mode, Window *w)
 		int64_t total = 0;
 		if (mode != AUTO_VALID) {
 			int64_t out = (xhw[i] + w->stride[i] - 1) / w->stride[i];
-			total = (out - 1) * w->stride[i] + (int64_t)w->dilation[i] * (w->kernel[i] - 1) +
-			        1 - xhw[i];
+			total = (out - 1) * w->stride[i] +
+			        (int64_t)w->dilation[i] * (w->kernel[i] - 1) + 1 - xhw[i];
 		}
 		if (total < 0)
 			total = 0;
 		if (total > INT32_MAX) {
-			fe_node_error(n, IR_ERR_INPUT, "auto_pad %s needs %" PRId64 " pixels of padding",
+			fe_node_error(n, IR_ERR_INPUT,
+			              "auto_pad %s needs %" PRId64 " pixels of padding",
 			              auto_pads[mode], total);
 			return -1;
 		}
@@ -665,8 +668,7 @@ static int resolve_auto_pad(const FeNode *n, int mode, Window *w)
 /* Reads kernel_shape (from W's dims, wk, when the op may omit it), strides, dilations (in the
  * op since opset dil_since), pads or auto_pad, and ceil_mode (since opset ceil_since; 0 if
  * the op never has it). 0 or -1. */
-static int read_window(const FeNode *n, const int64_t *wk, int dil_since, int ceil_since,
-                       Window *w)
+static int read_window(const FeNode *n, const int64_t *wk, int dil_since, int ceil_since, Window *w)
 {
 	int r, mode, pads_given;
 	memset(w, 0, sizeof *w);
@@ -678,8 +680,8 @@ static int read_window(const FeNode *n, const int64_t *wk, int dil_since, int ce
 	}
 	for (int i = 0; r == 0 && i < 2; i++) {
 		if (wk[i] < 1 || wk[i] > INT32_MAX) {
-			fe_node_error(n, IR_ERR_INPUT, "weight kernel dim %" PRId64 " is out of range",
-			              wk[i]);
+			fe_node_error(n, IR_ERR_INPUT,
+			              "weight kernel dim %" PRId64 " is out of range", wk[i]);
 			return -1;
 		}
 		w->kernel[i] = (int)wk[i];
@@ -692,10 +694,12 @@ static int read_window(const FeNode *n, const int64_t *wk, int dil_since, int ce
 		return -1;
 	if (ceil_since > 0) {
 		int64_t cm;
-		if (attr_since(n, "ceil_mode", ceil_since) || fe_attr_int(n, "ceil_mode", 0, &cm) < 0)
+		if (attr_since(n, "ceil_mode", ceil_since) ||
+		    fe_attr_int(n, "ceil_mode", 0, &cm) < 0)
 			return -1;
 		if (cm != 0 && cm != 1) {
-			fe_node_error(n, IR_ERR_INPUT, "ceil_mode is %" PRId64 ", expected 0 or 1", cm);
+			fe_node_error(n, IR_ERR_INPUT, "ceil_mode is %" PRId64 ", expected 0 or 1",
+			              cm);
 			return -1;
 		}
 		w->ceil_mode = (int)cm;
@@ -727,8 +731,9 @@ static int imp_conv(FeNode *n)
 	const IrType *wt = n->in[1]->type;
 	if (wt->rank != 4) {
 		char buf[128];
-		fe_node_error(n, IR_ERR_INPUT, "weight '%s' is %s; a 2-D Conv needs [M, C/group, kH, "
-		              "kW]", n->in[1]->name, ir_type_str(wt, 0, buf, sizeof buf));
+		fe_node_error(n, IR_ERR_INPUT,
+		              "weight '%s' is %s; a 2-D Conv needs [M, C/group, kH, kW]",
+		              n->in[1]->name, ir_type_str(wt, 0, buf, sizeof buf));
 		return -1;
 	}
 	Window w;
@@ -776,8 +781,11 @@ static int imp_batch_norm(FeNode *n)
 	if (n->opset < 9 && fe_attr_int(n, "spatial", 1, &spatial) < 0)
 		return -1;
 	if (spatial != 1) {
-		fe_node_error(n, IR_ERR_UNSUPPORTED, "spatial=%" PRId64 " (statistics per activation "
-		              "rather than per channel) is not supported", spatial);
+		fe_node_error(
+		    n, IR_ERR_UNSUPPORTED,
+		    "spatial=%" PRId64
+		    " (statistics per activation rather than per channel) is not supported",
+		    spatial);
 		return -1;
 	}
 	if (tm != 0 && tm != 1) {
@@ -812,15 +820,17 @@ static int imp_max_pool(FeNode *n)
 	if (fe_node_arity(n, 1, 1) || want_2d(n))
 		return -1;
 	if (n->opset < 8 && n->p->n_output > 1) {
-		fe_node_error(n, IR_ERR_INPUT, "has %zu outputs, expected 1 at opset %d (Indices came "
-		              "in opset 8)", n->p->n_output, n->opset);
+		fe_node_error(n, IR_ERR_INPUT,
+		              "has %zu outputs, expected 1 at opset %d (Indices came in opset 8)",
+		              n->p->n_output, n->opset);
 		return -1;
 	}
 	if (attr_since(n, "storage_order", 8) || fe_attr_int(n, "storage_order", 0, &order) < 0 ||
 	    read_window(n, NULL, 10, 10, &w))
 		return -1;
 	if (order != 0 && order != 1) {
-		fe_node_error(n, IR_ERR_INPUT, "storage_order is %" PRId64 ", expected 0 or 1", order);
+		fe_node_error(n, IR_ERR_INPUT, "storage_order is %" PRId64 ", expected 0 or 1",
+		              order);
 		return -1;
 	}
 	IrAttrs a;
@@ -856,8 +866,8 @@ static int imp_global_pool(FeNode *n)
 		return -1;
 	const int64_t *hw = n->in[0]->type->dims + 2;
 	if (hw[0] > INT32_MAX || hw[1] > INT32_MAX) {
-		fe_node_error(n, IR_ERR_UNSUPPORTED, "a %" PRId64 "x%" PRId64 " window is too large",
-		              hw[0], hw[1]);
+		fe_node_error(n, IR_ERR_UNSUPPORTED,
+		              "a %" PRId64 "x%" PRId64 " window is too large", hw[0], hw[1]);
 		return -1;
 	}
 	IrAttrs a;
@@ -881,8 +891,9 @@ static int pad_value(const FeNode *n, float *out)
 	}
 	if (k->type->numel != 1 || k->type->dt != dt) {
 		char a[128];
-		fe_node_error(n, IR_ERR_INPUT, "constant_value '%s' is %s, expected a scalar of the "
-		              "data's dtype %s", n->in[2]->name, ir_type_str(k->type, 0, a, sizeof a),
+		fe_node_error(n, IR_ERR_INPUT,
+		              "constant_value '%s' is %s, expected a scalar of the data's dtype %s",
+		              n->in[2]->name, ir_type_str(k->type, 0, a, sizeof a),
 		              ir_dtype_name(dt));
 		return -1;
 	}
@@ -890,15 +901,31 @@ static int pad_value(const FeNode *n, float *out)
 		return const_float(n, 2, "constant_value", out);
 	double v;
 	switch (dt) {
-	case IR_DT_I8: v = *(const int8_t *)k->data; break;
-	case IR_DT_I16: v = *(const int16_t *)k->data; break;
-	case IR_DT_I32: v = *(const int32_t *)k->data; break;
-	case IR_DT_I64: v = (double)*(const int64_t *)k->data; break;
+	case IR_DT_I8:
+		v = *(const int8_t *)k->data;
+		break;
+	case IR_DT_I16:
+		v = *(const int16_t *)k->data;
+		break;
+	case IR_DT_I32:
+		v = *(const int32_t *)k->data;
+		break;
+	case IR_DT_I64:
+		v = (double)*(const int64_t *)k->data;
+		break;
 	case IR_DT_U8:
-	case IR_DT_BOOL: v = *(const uint8_t *)k->data; break;
-	case IR_DT_U16: v = *(const uint16_t *)k->data; break;
-	case IR_DT_U32: v = *(const uint32_t *)k->data; break;
-	case IR_DT_U64: v = (double)*(const uint64_t *)k->data; break;
+	case IR_DT_BOOL:
+		v = *(const uint8_t *)k->data;
+		break;
+	case IR_DT_U16:
+		v = *(const uint16_t *)k->data;
+		break;
+	case IR_DT_U32:
+		v = *(const uint32_t *)k->data;
+		break;
+	case IR_DT_U64:
+		v = (double)*(const uint64_t *)k->data;
+		break;
 	default:
 		fe_node_error(n, IR_ERR_UNSUPPORTED, "constant_value of dtype %s",
 		              ir_dtype_name(dt));
@@ -943,8 +970,10 @@ static int imp_pad(FeNode *n)
 	}
 	int rank = n->in[0]->type->rank;
 	if (cnt != 2 * rank || rank == 0) {
-		fe_node_error(n, IR_ERR_INPUT, "pads has %d values, expected %d (a begin and an end "
-		              "per dim of the rank-%d input)", cnt, 2 * rank, rank);
+		fe_node_error(n, IR_ERR_INPUT,
+		              "pads has %d values, expected %d (a begin and an end per dim of the "
+		              "rank-%d input)",
+		              cnt, 2 * rank, rank);
 		return -1;
 	}
 	for (int i = 0; i < cnt; i++) {

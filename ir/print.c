@@ -49,7 +49,8 @@ enum { INLINE_MAX = 64 }; /* data up to this many elements is printed */
  * the count), a list of fixed length. */
 #define F(kind, field) offsetof(IrAttrs, kind.field)
 #define S(name, ty, kind, field) {name, IR_AF_##ty, F(kind, field), 0, 0, 0}
-#define L(name, ty, kind, field, count, per) {name, IR_AF_##ty, F(kind, field), F(kind, count), 0, per}
+#define L(name, ty, kind, field, count, per) \
+	{name, IR_AF_##ty, F(kind, field), F(kind, count), 0, per}
 #define A(name, ty, kind, field, len) {name, IR_AF_##ty, F(kind, field), 0, len, 0}
 static const IrAttrField f_gemm[] = {
 	S("alpha", FLOAT, gemm, alpha), S("beta", FLOAT, gemm, beta),
@@ -89,7 +90,9 @@ static const IrAttrField f_pool[] = {
 	A("xhw", I64S, pool, xhw, 2),
 };
 /* pads: the begins then the ends, 2 per dim */
-static const IrAttrField f_pad[] = {L("pads", I64S, pad, pads, n, 2), S("value", FLOAT, pad, value)};
+static const IrAttrField f_pad[] = {
+	L("pads", I64S, pad, pads, n, 2), S("value", FLOAT, pad, value),
+};
 static const IrAttrField f_clip[] = {S("min", FLOAT, clip, min), S("max", FLOAT, clip, max)};
 #undef F
 #undef S

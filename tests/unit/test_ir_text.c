@@ -196,7 +196,8 @@ static IrGraph *g_cnn(void)
 	IrNode *gr[] = {
 		node(g, IR_OP_CONV_GRAD_X, "conv/grad_x", &cvx, 2, dy, w),
 		node(g, IR_OP_CONV_GRAD_W, "conv/grad_w", &cv, 2, dy, x),
-		node(g, IR_OP_BATCH_NORM_GRAD, "bn/grad", &bn, 5, dy, y, sc, bnn->out[3], bnn->out[4]),
+		node(g, IR_OP_BATCH_NORM_GRAD, "bn/grad", &bn, 5, dy, y, sc, bnn->out[3],
+		     bnn->out[4]),
 		node(g, IR_OP_MAX_POOL_GRAD, "maxpool/grad", &mp, 2, dm, z),
 		node(g, IR_OP_AVG_POOL_GRAD, "avgpool/grad", &apx, 1, da),
 		node(g, IR_OP_CLIP_GRAD, "relu6/grad", &cl, 2, d, d),
@@ -387,6 +388,14 @@ static void round_trip(IrGraph *g, const char *what)
 	ir_graph_free(g);
 }
 
+static IrNode *find(IrGraph *g, const char *name)
+{
+	for (int i = 0; i < g->nodes.n; i++)
+		if (!strcmp(IR_NODE(g, i)->name, name))
+			return IR_NODE(g, i);
+	return NULL;
+}
+
 static void test_round_trips(void)
 {
 	round_trip(g_mlp(1), "mlp");
@@ -439,6 +448,47 @@ static void test_parsed_details(void)
 		CHECK(u->op == IR_OP_ADAM && u->phase == IR_PHASE_UPDATE &&
 		      u->attr.opt.eps == 1e-8f && u->attr.opt.weight_decay == 5e-4f);
 	}
+	ir_graph_free(h);
+	free(s);
+	ir_graph_free(g);
+}
+
+static int same_field(const IrAttrField *f, const IrAttrs *a, const IrAttrs *b)
+{
+	const char *pa = (const char *)a + f->off, *pb = (const char *)b + f->off;
+	int n;
+	switch (f->type) {
+	case IR_AF_FLOAT: return !memcmp(pa, pb, sizeof(float));
+	case IR_AF_I64: return !memcmp(pa, pb, sizeof(int64_t));
+	case IR_AF_DTYPE: return !memcmp(pa, pb, sizeof(IrDType));
+	case IR_AF_INTS:
+	case IR_AF_I64S:
+		n = ir_attr_list_len(f, a);
+		size_t esz = f->type == IR_AF_INTS ? sizeof(int) : sizeof(int64_t);
+		return n >= 0 && n == ir_attr_list_len(f, b) && !memcmp(pa, pb, (size_t)n * esz);
+	default: return !memcmp(pa, pb, sizeof(int));
+	}
+}
+
+/* The CNN attributes come back field for field: fixed lists, Pad's 2 per dim, FLT_MAX. */
+static void test_parsed_cnn(void)
+{
+	IrGraph *g = g_cnn();
+	char *s = ir_print_str(g);
+	IrGraph *h = ir_parse(C, s, "cnn");
+	CHECK_MSG(h != NULL, "%s", ir_diag_text(C));
+	for (int i = 0; h && i < g->nodes.n; i++) {
+		const IrNode *a = IR_NODE(g, i), *b = IR_NODE(h, i);
+		int nf;
+		const IrAttrField *fl = ir_attr_fields(ir_op_info[a->op].attr, &nf);
+		for (int k = 0; k < nf; k++) /* field by field: other union bytes are not set */
+			CHECK_MSG(same_field(&fl[k], &a->attr, &b->attr), "node %s, attribute %s",
+				  a->name, fl[k].name);
+	}
+	IrNode *clip = h ? find(h, "relu6") : NULL, *pad = h ? find(h, "pad") : NULL;
+	CHECK(clip && clip->attr.clip.min == -FLT_MAX && clip->attr.clip.max == 6.0f);
+	CHECK(pad && pad->attr.pad.n == 4 && pad->attr.pad.pads[3] == -1 &&
+	      pad->attr.pad.pads[7] == 3 && pad->attr.pad.value == 0.5f);
 	ir_graph_free(h);
 	free(s);
 	ir_graph_free(g);
@@ -788,14 +838,6 @@ static void expect_broken(IrGraph *g, const char *want, const char *what)
 	CHECK_MSG(strstr(d, want) != NULL, "%s: want '%s' in:\n%s", what, want, d);
 }
 
-static IrNode *find(IrGraph *g, const char *name)
-{
-	for (int i = 0; i < g->nodes.n; i++)
-		if (!strcmp(IR_NODE(g, i)->name, name))
-			return IR_NODE(g, i);
-	return NULL;
-}
-
 static void test_verifier(void)
 {
 	IrGraph *g = g_mlp(1);
@@ -949,6 +991,7 @@ int main(void)
 	C = ir_ctx_new();
 	test_round_trips();
 	test_parsed_details();
+	test_parsed_cnn();
 	test_pipeline_graphs();
 	test_files();
 	test_errors();

@@ -1847,7 +1847,8 @@ static void test_conv(void)
 		static const int k3[2] = {3, 3}, s2[2] = {2, 2}, d1[2] = {1, 1};
 		CHECK_MSG(n && window_is(n->attr.conv.pad, 4, want[k]), "%s", modes[k]);
 		CHECK(n && n->nin == 3 && n->attr.conv.group == 1 &&
-		      window_is(n->attr.conv.kernel, 2, k3) && window_is(n->attr.conv.stride, 2, s2) &&
+		      window_is(n->attr.conv.kernel, 2, k3) &&
+		      window_is(n->attr.conv.stride, 2, s2) &&
 		      window_is(n->attr.conv.dilation, 2, d1) && has_shape(n->out[0]->type, 4, ys));
 		CHECK(g && ir_graph_value(g, "W")->role == IR_ROLE_PARAM &&
 		      ir_graph_value(g, "B")->role == IR_ROLE_PARAM);
@@ -2101,7 +2102,8 @@ static void test_pools(void)
 		static const int k7[2] = {7, 7};
 		int64_t gs[] = {1, 3, 1, 1};
 		CHECK_MSG(p && window_is(p->attr.pool.kernel, 2, k7) &&
-		          window_is(p->attr.pool.stride, 2, one2) && has_shape(p->out[0]->type, 4, gs),
+		              window_is(p->attr.pool.stride, 2, one2) &&
+		              has_shape(p->out[0]->type, 4, gs),
 		          "%s", gops[i]);
 		ir_graph_free(g);
 	}
@@ -2271,7 +2273,8 @@ static void test_clip(void)
 	attr_f(m, cn, "max", 2.0f);
 	output(m, "y", F32, 2, xd);
 	IrGraph *g = IMPORT_OK(c, save(m, "clip7.onnx"), 0);
-	IrNode *c0 = g ? find_op(g, IR_OP_CLIP, 0) : NULL, *c1 = g ? find_op(g, IR_OP_CLIP, 1) : NULL;
+	IrNode *c0 = g ? find_op(g, IR_OP_CLIP, 0) : NULL,
+	       *c1 = g ? find_op(g, IR_OP_CLIP, 1) : NULL;
 	CHECK(c0 && c0->attr.clip.min == -FLT_MAX && c0->attr.clip.max == 6.0f);
 	CHECK(c1 && c1->attr.clip.min == -1.0f && c1->attr.clip.max == 2.0f);
 	ir_graph_free(g);
@@ -2291,7 +2294,8 @@ static void test_clip(void)
 		for (int i = 0; i < 4; i++)
 			k[i] = g ? find_op(g, IR_OP_CLIP, i) : NULL;
 		CHECK_MSG(k[0] && k[0]->nin == 1 && k[0]->attr.clip.min == -1.0f &&
-		          k[0]->attr.clip.max == FLT_MAX, "opset %d", opset);
+		              k[0]->attr.clip.max == FLT_MAX,
+		          "opset %d", opset);
 		CHECK(k[1] && k[1]->attr.clip.min == -FLT_MAX && k[1]->attr.clip.max == 6.0f);
 		CHECK(k[2] && k[2]->attr.clip.min == -1.0f && k[2]->attr.clip.max == -1.0f);
 		CHECK(k[3] && k[3]->attr.clip.min == -FLT_MAX && k[3]->attr.clip.max == FLT_MAX);
