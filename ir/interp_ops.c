@@ -14,7 +14,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "ir/ir.h"
+#include "ir/interp_kernels.h"
 
 enum { R = IR_MAX_RANK };
 
@@ -98,24 +98,33 @@ static void axpy1(int64_t n, float a, const float *restrict b, float *restrict y
 		y[j] += a * b[j];
 }
 
-/* Y[M,N] = A[M,K] B[K,N], all contiguous row-major: i-k-j order, four rows of Y at a time,
- * so each row of B is read once per four rows and every inner loop is contiguous. Each
- * Y[i,j] is summed over k in increasing order. */
-static void matmul_f32(int64_t M, int64_t N, int64_t K, const float *A, const float *B, float *Y)
+/* The general form (interp_kernels.h): i-k-j order, four rows of Y at a time, so each row of
+ * B is read once per four rows and every inner loop is contiguous. */
+void ir_interp_gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t ars, int64_t acs,
+		    const float *B, int64_t ldb, float *Y, int64_t ldy, int acc)
 {
-	memset(Y, 0, sizeof(float) * (size_t)(M * N));
+	if (!acc)
+		for (int64_t i = 0; i < M; i++)
+			memset(Y + i * ldy, 0, sizeof(float) * (size_t)N);
 	int64_t i = 0;
 	for (; i + 4 <= M; i += 4) {
-		float *y = Y + i * N;
+		float *y = Y + i * ldy;
+		const float *a = A + i * ars;
 		for (int64_t k = 0; k < K; k++) {
-			float a[4] = {A[i * K + k], A[(i + 1) * K + k], A[(i + 2) * K + k],
-				      A[(i + 3) * K + k]};
-			axpy4(N, a, B + k * N, y, y + N, y + 2 * N, y + 3 * N);
+			float ak[4] = {a[k * acs], a[ars + k * acs], a[2 * ars + k * acs],
+				       a[3 * ars + k * acs]};
+			axpy4(N, ak, B + k * ldb, y, y + ldy, y + 2 * ldy, y + 3 * ldy);
 		}
 	}
 	for (; i < M; i++)
 		for (int64_t k = 0; k < K; k++)
-			axpy1(N, A[i * K + k], B + k * N, Y + i * N);
+			axpy1(N, A[i * ars + k * acs], B + k * ldb, Y + i * ldy);
+}
+
+/* Y[M,N] = A[M,K] B[K,N], all contiguous row-major. */
+static void matmul_f32(int64_t M, int64_t N, int64_t K, const float *A, const float *B, float *Y)
+{
+	ir_interp_gemm(M, N, K, A, K, 1, B, N, Y, N, 0);
 }
 
 /* dst[c, r] = src[r, c] for a rows x cols matrix, in 32 x 32 tiles (both sides in cache). */
@@ -679,6 +688,12 @@ static int k_cast(IrInterp *ip, const IrNode *n, const IrTensor *in, IrTensor *o
 	return 0;
 }
 
+void ir_interp_store_scalar(IrDType dt, void *p, int64_t i, double v)
+{
+	Num x = {1, 1, v, 0};
+	store_num(dt, p, i, &x);
+}
+
 /* ---- reductions and losses ---- */
 
 /* Numpy-style reduction of x to the target shape: sums in double, in scratch. */
@@ -901,7 +916,7 @@ static int k_adam(IrInterp *ip, const IrNode *n, const IrTensor *in, IrTensor *o
 
 /* Constant has no kernel: the importer folds Constant nodes into constant values, so the
  * IR never holds one (ir_ops_check skips it). Quantize is a copy: the executor encodes its
- * output into the output's LNS format. */
+ * output into the output's LNS format. The convolutional ops' kernels are in interp_nn.c. */
 const IrInterpFn ir_interp_table[IR_OP_COUNT] = {
 	[IR_OP_GEMM] = k_gemm,
 	[IR_OP_MATMUL] = k_matmul,
@@ -943,4 +958,19 @@ const IrInterpFn ir_interp_table[IR_OP_COUNT] = {
 	[IR_OP_MADAM] = k_madam,
 	[IR_OP_SGD] = k_sgd,
 	[IR_OP_ADAM] = k_adam,
+	[IR_OP_CONV] = ir_k_conv,
+	[IR_OP_CONV_GRAD_X] = ir_k_conv_grad_x,
+	[IR_OP_CONV_GRAD_W] = ir_k_conv_grad_w,
+	[IR_OP_BATCH_NORM] = ir_k_batch_norm,
+	[IR_OP_BATCH_NORM_GRAD] = ir_k_batch_norm_grad,
+	[IR_OP_MAX_POOL] = ir_k_max_pool,
+	[IR_OP_GLOBAL_MAX_POOL] = ir_k_max_pool,
+	[IR_OP_AVG_POOL] = ir_k_avg_pool,
+	[IR_OP_GLOBAL_AVG_POOL] = ir_k_avg_pool,
+	[IR_OP_MAX_POOL_GRAD] = ir_k_max_pool_grad,
+	[IR_OP_AVG_POOL_GRAD] = ir_k_avg_pool_grad,
+	[IR_OP_PAD] = ir_k_pad,
+	[IR_OP_CLIP] = ir_k_clip,
+	[IR_OP_CLIP_GRAD] = ir_k_clip_grad,
+	[IR_OP_ASSIGN] = ir_k_assign,
 };

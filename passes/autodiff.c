@@ -85,7 +85,7 @@ static int check_rules(IrGraph *g, const char *needs)
 	int count = 0;
 	for (int i = 0; i < g->nodes.n; i++) {
 		IrNode *n = IR_NODE(g, i);
-		if (!needs[n->out[0]->id] || pass_grad_table[n->op])
+		if (!n->nout || !needs[n->out[0]->id] || pass_grad_table[n->op])
 			continue;
 		if (len < sizeof list - 256)
 			len += (size_t)snprintf(list + len, sizeof list - len, "%snode '%s' (%s)",

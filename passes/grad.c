@@ -215,6 +215,90 @@ static int grad_cast(PassGrad *pg, IrNode *n, IrValue *const *dout, const int *n
 	return 0;
 }
 
+/* ---- convolutional networks ---- */
+
+/* Y = Conv(X, W, B): dX = ConvGradX(dY, W) (X's spatial dims in xhw, which dY cannot tell
+ * when the stride is > 1), dW = ConvGradW(dY, X), dB = dY summed to [1, M, 1, 1], as [M]. */
+static int grad_conv(PassGrad *pg, IrNode *n, IrValue *const *dout, const int *need,
+		     IrValue **din)
+{
+	IrValue *dy = dout[0], *X = n->in[0], *W = n->in[1];
+	if (need[0]) {
+		IrAttrs at = n->attr;
+		at.conv.xhw[0] = X->type->dims[2];
+		at.conv.xhw[1] = X->type->dims[3];
+		din[0] = op2(pg, IR_OP_CONV_GRAD_X, dy, W, &at);
+	}
+	if (need[1])
+		din[1] = op2(pg, IR_OP_CONV_GRAD_W, dy, X, &n->attr);
+	if (n->nin > 2 && need[2]) {
+		int64_t d[4] = {1, W->type->dims[0], 1, 1};
+		IrGraph *g = pass_grad_graph(pg);
+		IrValue *s = pass_grad_sum_to(pg, dy, ir_type(g->ctx, IR_DT_F32, 4, d));
+		din[2] = s ? reshape_to(pg, s, n->in[2]->type) : NULL;
+	}
+	return 0;
+}
+
+/* Training-mode statistics (the batch mean and variance outputs): BatchNormGrad gives dX,
+ * dscale and dB at once. The running statistics (inputs 3, 4) get no gradient. */
+static int grad_batch_norm(PassGrad *pg, IrNode *n, IrValue *const *dout, const int *need,
+			   IrValue **din)
+{
+	if (!dout[0] || !(need[0] || need[1] || need[2]))
+		return 0;
+	IrValue *in[5] = {dout[0], n->in[0], n->in[1], n->out[3], n->out[4]};
+	IrValue *dx = pass_grad_op(pg, IR_OP_BATCH_NORM_GRAD, 5, in, &n->attr);
+	if (!dx)
+		return 0;
+	for (int i = 0; i < 3; i++)
+		if (need[i])
+			din[i] = dx->def->out[i];
+	return 0;
+}
+
+/* MaxPool, GlobalMaxPool: dY to the first maximum of each window of X. */
+static int grad_max_pool(PassGrad *pg, IrNode *n, IrValue *const *dout, const int *need,
+			 IrValue **din)
+{
+	if (need[0])
+		din[0] = op2(pg, IR_OP_MAX_POOL_GRAD, dout[0], n->in[0], &n->attr);
+	return 0;
+}
+
+/* AveragePool, GlobalAveragePool: dY spread over each window (X's dims in xhw). */
+static int grad_avg_pool(PassGrad *pg, IrNode *n, IrValue *const *dout, const int *need,
+			 IrValue **din)
+{
+	IrAttrs at = n->attr;
+	at.pool.xhw[0] = n->in[0]->type->dims[2];
+	at.pool.xhw[1] = n->in[0]->type->dims[3];
+	if (need[0])
+		din[0] = op1(pg, IR_OP_AVG_POOL_GRAD, dout[0], &at);
+	return 0;
+}
+
+/* Pad: the gradient is the Pad with the pads negated (crop what was padded, pad with zeros
+ * what was cropped). */
+static int grad_pad(PassGrad *pg, IrNode *n, IrValue *const *dout, const int *need,
+		    IrValue **din)
+{
+	IrAttrs at = {.pad = {.n = n->attr.pad.n}};
+	for (int i = 0; i < 2 * at.pad.n; i++)
+		at.pad.pads[i] = -n->attr.pad.pads[i];
+	if (need[0])
+		din[0] = op1(pg, IR_OP_PAD, dout[0], &at);
+	return 0;
+}
+
+static int grad_clip(PassGrad *pg, IrNode *n, IrValue *const *dout, const int *need,
+		     IrValue **din)
+{
+	if (need[0])
+		din[0] = op2(pg, IR_OP_CLIP_GRAD, dout[0], n->in[0], &n->attr);
+	return 0;
+}
+
 const PassGradFn pass_grad_table[IR_OP_COUNT] = {
 	[IR_OP_GEMM] = grad_gemm,
 	[IR_OP_MATMUL] = grad_matmul,
@@ -239,6 +323,14 @@ const PassGradFn pass_grad_table[IR_OP_COUNT] = {
 	[IR_OP_DROPOUT] = grad_dropout,
 	[IR_OP_CAST] = grad_cast,
 	[IR_OP_QUANTIZE] = grad_identity,
+	[IR_OP_CONV] = grad_conv,
+	[IR_OP_BATCH_NORM] = grad_batch_norm,
+	[IR_OP_MAX_POOL] = grad_max_pool,
+	[IR_OP_GLOBAL_MAX_POOL] = grad_max_pool,
+	[IR_OP_AVG_POOL] = grad_avg_pool,
+	[IR_OP_GLOBAL_AVG_POOL] = grad_avg_pool,
+	[IR_OP_PAD] = grad_pad,
+	[IR_OP_CLIP] = grad_clip,
 };
 
 int pass_grad_check(IrCtx *c)
