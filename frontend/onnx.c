@@ -334,13 +334,22 @@ const char *fe_fresh_name(FeNode *n, const char *prefix)
 	return fresh(n->imp, prefix);
 }
 
+/* ir_build after the verifier's attribute checks, whose failures (a pad that makes a tensor
+ * too large) name the ONNX node. */
 static int build(FeNode *n, IrOp op, const char *name, int nin, IrValue *const *in,
                  const IrAttrs *attr, const char *const *out_names, IrNode **res)
 {
 	IrAttrs zero;
+	char msg[256];
 	if (!attr) {
 		memset(&zero, 0, sizeof zero);
 		attr = &zero;
+	}
+	IrNode tmp = {.op = op, .name = name, .nin = nin, .in = (IrValue **)in, .attr = *attr};
+	*res = NULL;
+	if (ir_verify_attrs(&tmp, msg, sizeof msg)) {
+		fe_node_error(n, IR_ERR_INPUT, "%s", msg);
+		return -1;
 	}
 	*res = ir_build(n->g, op, name, nin, in, attr, out_names);
 	return *res ? 0 : -1;
@@ -351,7 +360,7 @@ int fe_emit(FeNode *n, IrOp op, int nin, IrValue *const *in, const IrAttrs *attr
 	FeImport *im = n->imp;
 	const Onnx__NodeProto *p = n->p;
 	int nout = ir_op_info[op].nout;
-	const char *names[8];
+	const char *names[8] = {0};
 	if (nout > 8) {
 		fe_node_error(n, IR_ERR_UNSUPPORTED, "op %s has too many outputs", ir_op_name(op));
 		return -1;

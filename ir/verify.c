@@ -139,6 +139,24 @@ static int check_shape(const IrAttrShape *s, char *msg, size_t len)
 	return 0;
 }
 
+/* Pad: pads within IR_MAX_DIM and, for a known input, a padded shape a tensor can have
+ * (cropping too much is inference's error). */
+static int check_pad(const IrAttrPad *p, const IrType *t, char *msg, size_t len)
+{
+	int64_t numel = 1;
+	for (int i = 0; i < 2 * p->n; i++)
+		if (p->pads[i] < -IR_MAX_DIM || p->pads[i] > IR_MAX_DIM)
+			return bad(msg, len, "pad %lld out of range", (long long)p->pads[i]);
+	for (int i = 0; t && i < p->n; i++) {
+		int64_t d = t->dims[i] + p->pads[i] + p->pads[i + p->n];
+		if (d > IR_MAX_DIM || (d > 0 && numel > IR_MAX_NUMEL / d))
+			return bad(msg, len, "padded shape of more than %lld elements",
+				   (long long)IR_MAX_NUMEL);
+		numel *= d > 0 ? d : 1;
+	}
+	return isfinite(p->value) ? 0 : bad(msg, len, "pad value must be finite");
+}
+
 static int check_opt(const IrAttrOpt *o, char *msg, size_t len)
 {
 	const float v[] = {o->lr, o->beta1, o->beta2, o->eps, o->momentum, o->weight_decay,
@@ -236,7 +254,7 @@ int ir_verify_attrs(const IrNode *n, char *msg, size_t len)
 	case IR_ATTR_PAD:
 		if (a->pad.n < 1 || a->pad.n > IR_MAX_RANK || (t && a->pad.n != rank))
 			return bad(msg, len, "pads for %d dims, input rank %d", a->pad.n, rank);
-		return isfinite(a->pad.value) ? 0 : bad(msg, len, "pad value must be finite");
+		return check_pad(&a->pad, t, msg, len);
 	case IR_ATTR_CLIP:
 		if (isnan(a->clip.min) || isnan(a->clip.max) || a->clip.min > a->clip.max)
 			return bad(msg, len, "min %g must be <= max %g", (double)a->clip.min,

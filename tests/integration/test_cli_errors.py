@@ -67,8 +67,8 @@ with tempfile.TemporaryDirectory() as tmp:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
     w = numpy_helper.from_array(np.ones((2, 1, 3, 3), np.float32), "w")
-    m = model_with([helper.make_node("Conv", ["x", "w"], ["c"], name="conv_a"),
-                    helper.make_node("MaxPool", ["c"], ["y"], name="pool_b", kernel_shape=[2, 2])],
+    m = model_with([helper.make_node("ConvTranspose", ["x", "w"], ["c"], name="conv_a"),
+                    helper.make_node("LpPool", ["c"], ["y"], name="pool_b", kernel_shape=[2, 2])],
                    [x], [y], [w])
     path = os.path.join(tmp, "unsup.onnx")
     onnx.save(m, path)

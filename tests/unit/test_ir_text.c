@@ -651,6 +651,8 @@ static const struct {
 	 "t.ir:3:21: 'pads' needs a multiple of 2 entries, has 3"},
 	{HEAD "\t%y = Pad(%x) {pads=[0], value=0} : f32[2,3] @fwd\n}\n",
 	 "t.ir:3:21: 'pads' needs a multiple of 2 entries, has 1"},
+	{HEAD "\t%y = Pad(%x) {pads=[99999999999, 0, 0, 0], value=0} : f32[2,3] @fwd\n}\n",
+	 "t.ir:3:15: Pad: padded shape of more than"},
 	{HEAD "\t%y = Pad(%x) {pads=[0, 1], value=0} : f32[2,4] @fwd\n}\n",
 	 "t.ir:3:15: Pad: pads for 1 dims, input rank 2"},
 	{HEAD "\t%y = MaxPool(%x) {kernel=[2], strides=[1, 1], dilations=[1, 1], pads=[0, 0, 0, 0],"

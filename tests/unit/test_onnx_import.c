@@ -2257,6 +2257,14 @@ static void test_pad(void)
 	node(m, "Pad", "pad", "x,pads", "y");
 	output(m, "y", F32, -1, NULL);
 	EXPECT_ERR(save(m, "pad_crop.onnx"), NULL, IR_ERR_INPUT, "node 'pad' (Pad)", "crop all");
+	m = model(13);
+	int64_t huge[] = {0, 0, 1 << 30, 1 << 30, 0, 0, 0, 0};
+	input(m, "x", F32, 4, xd);
+	init_i64(m, "pads", 8, huge);
+	node(m, "Pad", "pad", "x,pads", "y");
+	output(m, "y", F32, -1, NULL);
+	EXPECT_ERR(save(m, "pad_huge.onnx"), NULL, IR_ERR_INPUT, "node 'pad' (Pad)",
+	           "padded shape of more than");
 }
 
 static void test_clip(void)
