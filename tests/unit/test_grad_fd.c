@@ -272,6 +272,182 @@ static void test_fanout(void)
 	check_case(&k, "fan-out Tanh->(Mul,Add)", PASS_LOSS_XENT, 2e-2);
 }
 
+/* ---- convolutional networks ---- */
+
+/* Spreads a parameter's values to distinct levels 0.05 apart (a random permutation), so no
+ * perturbation of the finite differences moves a maximum to another element. */
+static void distinct(Case *k, IrValue *p)
+{
+	float *d = p->init;
+	int64_t n = p->type->numel;
+	for (int64_t i = 0; i < n; i++)
+		d[i] = (float)(i - n / 2) * 0.05f;
+	for (int64_t i = n - 1; i > 0; i--) {
+		int64_t j = (int64_t)((frand(&k->seed) + 1.0f) * 0.5f * (float)(i + 1)) % (i + 1);
+		float t = d[i];
+		d[i] = d[j], d[j] = t;
+	}
+}
+
+typedef struct ConvFd {
+	const char *name;
+	int64_t N, C, H, W, M;
+	int kh, kw, stride, dil, pad[4], group, bias;
+} ConvFd;
+
+static void test_conv(const ConvFd *c)
+{
+	Case k;
+	begin(&k, c->name);
+	IrValue *in[3] = {param(&k, "X", 4, (int64_t[]){c->N, c->C, c->H, c->W}, 0),
+			  param(&k, "W", 4, (int64_t[]){c->M, c->C / c->group, c->kh, c->kw}, 0),
+			  c->bias ? param(&k, "B", 1, (int64_t[]){c->M}, 0) : NULL};
+	IrAttrs a = {.conv = {.kernel = {c->kh, c->kw}, .stride = {c->stride, c->stride},
+			      .dilation = {c->dil, c->dil}, .group = c->group}};
+	memcpy(a.conv.pad, c->pad, sizeof a.conv.pad);
+	output(&k, node(&k, IR_OP_CONV, c->bias ? 3 : 2, in, &a));
+	check_case(&k, c->name, PASS_LOSS_MSE, 2e-2);
+}
+
+static void test_convs(void)
+{
+	static const ConvFd cases[] = {
+		{"Conv 3x3 pad 1", 2, 3, 5, 4, 4, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1},
+		{"Conv groups 2", 2, 4, 5, 5, 6, 3, 3, 1, 1, {1, 1, 1, 1}, 2, 1},
+		{"Conv depthwise", 2, 3, 5, 5, 3, 3, 3, 1, 1, {1, 1, 1, 1}, 3, 1},
+		{"Conv stride 2", 2, 2, 7, 6, 3, 3, 3, 2, 1, {1, 1, 1, 1}, 1, 1},
+		{"Conv dilation 2", 1, 2, 7, 7, 3, 3, 3, 1, 2, {2, 2, 2, 2}, 1, 1},
+		{"Conv asymmetric pads", 2, 2, 5, 6, 2, 2, 3, 1, 1, {1, 0, 0, 2}, 1, 1},
+		{"Conv no bias", 2, 3, 4, 4, 2, 3, 3, 1, 1, {0, 0, 0, 0}, 1, 0},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+		test_conv(&cases[i]);
+}
+
+/* Training-mode BatchNormalization: the running statistics become state (canon), the
+ * gradients of X, scale and B go through the batch statistics. */
+static void test_batch_norm(int rank, const int64_t *xd, const char *name)
+{
+	Case k;
+	begin(&k, name);
+	int64_t c[1] = {xd[1]};
+	IrValue *in[5] = {param(&k, "X", rank, xd, 0), param(&k, "scale", 1, c, 0.1f),
+			  param(&k, "B", 1, c, 0), param(&k, "mean", 1, c, 0),
+			  param(&k, "var", 1, c, 0)};
+	float *v = in[4]->init;
+	for (int64_t i = 0; i < c[0]; i++)
+		v[i] = fabsf(v[i]) + 0.5f;
+	IrAttrs a = {.bn = {.epsilon = 1e-5f, .momentum = 0.9f}};
+	IrNode *n = ir_build(k.g, IR_OP_BATCH_NORM, "bn", 5, in, &a, NULL);
+	CHECK_MSG(n != NULL, "%s", ir_diag_text(k.c));
+	if (!n)
+		return;
+	output(&k, n->out[0]);
+	check_case(&k, name, PASS_LOSS_MSE, 2e-2);
+}
+
+typedef struct PoolFd {
+	IrOp op;
+	const char *name;
+	int k, stride, pad[4], ceil, cip;
+} PoolFd;
+
+static void test_pool(const PoolFd *p)
+{
+	Case k;
+	begin(&k, p->name);
+	int64_t d[4] = {2, 2, 5, 6};
+	IrValue *x = param(&k, "X", 4, d, 0);
+	distinct(&k, x);
+	int glob = p->op == IR_OP_GLOBAL_AVG_POOL || p->op == IR_OP_GLOBAL_MAX_POOL;
+	IrAttrs a = {.pool = {.kernel = {glob ? 5 : p->k, glob ? 6 : p->k},
+			      .stride = {p->stride, p->stride}, .dilation = {1, 1},
+			      .ceil_mode = p->ceil, .count_include_pad = p->cip}};
+	memcpy(a.pool.pad, p->pad, sizeof a.pool.pad);
+	output(&k, node(&k, p->op, 1, &x, &a));
+	check_case(&k, p->name, PASS_LOSS_MSE, 2e-2);
+}
+
+static void test_pools(void)
+{
+	static const PoolFd cases[] = {
+		{IR_OP_MAX_POOL, "MaxPool 2x2", 2, 2, {0, 0, 0, 0}, 0, 0},
+		{IR_OP_MAX_POOL, "MaxPool ceil pads", 3, 2, {1, 1, 0, 1}, 1, 0},
+		{IR_OP_AVG_POOL, "AvgPool ceil pads", 3, 2, {1, 1, 0, 1}, 1, 0},
+		{IR_OP_AVG_POOL, "AvgPool count_include_pad", 3, 2, {1, 1, 0, 1}, 1, 1},
+		{IR_OP_AVG_POOL, "AvgPool 3x3 stride 1", 3, 1, {1, 1, 1, 1}, 0, 1},
+		{IR_OP_GLOBAL_MAX_POOL, "GlobalMaxPool", 1, 1, {0, 0, 0, 0}, 0, 0},
+		{IR_OP_GLOBAL_AVG_POOL, "GlobalAveragePool", 1, 1, {0, 0, 0, 0}, 0, 0},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+		test_pool(&cases[i]);
+}
+
+static void test_pad_clip(void)
+{
+	int64_t d[3] = {2, 3, 4};
+	IrAttrs pad = {.pad = {.n = 3, .pads = {0, 1, 2, 1, 0, 1}, .value = 0.5f}};
+	test_unary(IR_OP_PAD, &pad, 3, d, PASS_LOSS_MSE);
+	Case k;
+	begin(&k, "Pad with crops");
+	IrAttrs crop = {.pad = {.n = 3, .pads = {0, -1, 2, 1, 1, -2}}};
+	IrValue *x = param(&k, "X", 3, d, 0);
+	output(&k, node(&k, IR_OP_PAD, 1, &x, &crop));
+	check_case(&k, "Pad with crops", PASS_LOSS_MSE, 2e-2);
+
+	begin(&k, "Clip");
+	x = param(&k, "X", 2, (int64_t[]){4, 5}, 0);
+	float *v = x->init;
+	for (int i = 0; i < 20; i++) /* away from the bounds by more than the step */
+		if (fabsf(fabsf(v[i]) - 0.5f) < 0.05f)
+			v[i] += 0.1f;
+	IrAttrs clip = {.clip = {.min = -0.5f, .max = 0.5f}};
+	output(&k, node(&k, IR_OP_CLIP, 1, &x, &clip));
+	check_case(&k, "Clip [-0.5, 0.5]", PASS_LOSS_XENT, 2e-2);
+}
+
+/* A small CNN end to end: Conv -> BatchNormalization -> Tanh -> AveragePool -> Conv -> Add
+ * (a broadcast [C, 1, 1] term) -> residual Add -> GlobalAveragePool -> Flatten, cross-entropy.
+ * Smooth ops only: after BatchNormalization a perturbation moves every value of a channel,
+ * and Relu kinks or MaxPool near-ties would then break the finite differences, not the rules
+ * (each has its own case above). */
+static void test_cnn(void)
+{
+	Case k;
+	begin(&k, "CNN");
+	IrValue *x = param(&k, "X", 4, (int64_t[]){2, 2, 6, 6}, 0);
+	IrValue *w1 = param(&k, "W1", 4, (int64_t[]){4, 2, 3, 3}, 0);
+	IrValue *w2 = param(&k, "W2", 4, (int64_t[]){4, 4, 3, 3}, 0);
+	IrValue *r = param(&k, "R", 3, (int64_t[]){4, 1, 1}, 0);
+	int64_t c4[1] = {4};
+	IrValue *bn[5] = {NULL, param(&k, "scale", 1, c4, 0.1f), param(&k, "B", 1, c4, 0),
+			  param(&k, "mean", 1, c4, 0), param(&k, "var", 1, c4, 0)};
+	float *var = bn[4]->init;
+	for (int i = 0; i < 4; i++)
+		var[i] = fabsf(var[i]) + 0.5f;
+	IrAttrs c1 = {.conv = {.kernel = {3, 3}, .stride = {1, 1}, .dilation = {1, 1},
+			       .pad = {1, 1, 1, 1}, .group = 1}};
+	IrAttrs b = {.bn = {.epsilon = 1e-5f, .momentum = 0.9f}};
+	IrAttrs mp = {.pool = {.kernel = {2, 2}, .stride = {2, 2}, .dilation = {1, 1}}};
+	IrAttrs gp = {.pool = {.kernel = {3, 3}, .stride = {1, 1}, .dilation = {1, 1}}};
+	IrAttrs fl = {.axis = {.axis = 1}};
+	IrValue *y = node(&k, IR_OP_CONV, 2, (IrValue *[]){x, w1}, &c1);
+	bn[0] = y;
+	IrNode *bnn = y ? ir_build(k.g, IR_OP_BATCH_NORM, "bn", 5, bn, &b, NULL) : NULL;
+	y = bnn ? node(&k, IR_OP_TANH, 1, &bnn->out[0], NULL) : NULL;
+	y = y ? node(&k, IR_OP_AVG_POOL, 1, &y, &mp) : NULL;
+	IrValue *z = y ? node(&k, IR_OP_CONV, 2, (IrValue *[]){y, w2}, &c1) : NULL;
+	z = z ? node(&k, IR_OP_ADD, 2, (IrValue *[]){z, r}, NULL) : NULL;
+	z = z ? node(&k, IR_OP_ADD, 2, (IrValue *[]){z, y}, NULL) : NULL; /* residual */
+	z = z ? node(&k, IR_OP_GLOBAL_AVG_POOL, 1, &z, &gp) : NULL;
+	z = z ? node(&k, IR_OP_FLATTEN, 1, &z, &fl) : NULL;
+	CHECK(z != NULL);
+	if (!z)
+		return;
+	output(&k, z);
+	check_case(&k, "CNN Conv-BN-Tanh-AvgPool-Conv-Add-GAP", PASS_LOSS_XENT, 2e-2);
+}
+
 int main(void)
 {
 	for (int ta = 0; ta < 2; ta++)
@@ -304,5 +480,11 @@ int main(void)
 	test_moves();
 	test_concat_cast();
 	test_fanout();
+	test_convs();
+	test_batch_norm(4, (int64_t[]){3, 2, 2, 3}, "BatchNormalization 4-D");
+	test_batch_norm(2, (int64_t[]){5, 3}, "BatchNormalization 2-D");
+	test_pools();
+	test_pad_clip();
+	test_cnn();
 	return t_finish("test_grad_fd");
 }
