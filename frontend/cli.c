@@ -52,7 +52,7 @@ static int parse_flag(const char *cmd, CliArgs *a, const char *flag, const char 
 	int64_t n;
 	if (!strcmp(flag, "--recipe")) {
 		if (!pass_recipe_known(val))
-			return bad_usage(cmd, "unknown recipe '%s' (fp32, lns-madam)", val);
+			return bad_usage(cmd, "unknown recipe '%s' (" PASS_RECIPES ")", val);
 		a->po.recipe = val;
 		a->recipe_given = 1;
 	} else if (!strcmp(flag, "--data")) {
@@ -209,7 +209,7 @@ static IrGraph *load(IrCtx *c, const CliArgs *a, int nshapes, const FeInputShape
 /* ---- inspect ---- */
 
 static const char inspect_help[] =
-	"usage: lnsc inspect MODEL.onnx [--recipe fp32|lns-madam] [--batch N] [--formats FILE]\n"
+	"usage: lnsc inspect MODEL.onnx [--recipe " PASS_RECIPES_BAR "] [--batch N] [--formats FILE]\n"
 	"Prints the training graph (each tensor with its format) and the bytes of model state\n"
 	"per parameter (storage + optimizer state).\n";
 
@@ -266,7 +266,7 @@ static int cmd_inspect(int argc, char **argv)
 /* ---- train ---- */
 
 static const char train_help[] =
-	"usage: lnsc train MODEL.onnx [--data fashion-mnist|DIR] [--recipe fp32|lns-madam]\n"
+	"usage: lnsc train MODEL.onnx [--data fashion-mnist|DIR] [--recipe " PASS_RECIPES_BAR "]\n"
 	"                  [--epochs N] [--batch N] [--lr X] [--seed S] [--backend llvm|interp]\n"
 	"                  [--threads N] [--metrics FILE.csv] [--optimizer sgd|adam]\n"
 	"                  [--momentum M] [--formats FILE] [--steps N] [--no-progress] [--telemetry]\n"
@@ -500,7 +500,7 @@ static int cmd_train(int argc, char **argv)
 
 static const char grad_help[] =
 	"usage: lnsc grad MODEL.onnx --input NAME=FILE.pb [...] --labels FILE.pb -o DIR\n"
-	"                 [--recipe fp32|lns-madam] [--backend llvm|interp] [--seed S]\n"
+	"                 [--recipe " PASS_RECIPES_BAR "] [--backend llvm|interp] [--seed S]\n"
 	"One forward/backward on the given batch (ONNX TensorProto files). The loss is softmax\n"
 	"cross-entropy on the first output for int64 labels [N], MSE for float labels of the\n"
 	"output's shape. Writes DIR/loss.pb, each graph output, grad_<initializer>.pb for every\n"
@@ -508,7 +508,7 @@ static const char grad_help[] =
 	"machine); interp is the reference interpreter.\n";
 
 static const char eval_help[] =
-	"usage: lnsc eval MODEL.onnx --input NAME=FILE.pb [...] -o DIR [--recipe fp32|lns-madam]\n"
+	"usage: lnsc eval MODEL.onnx --input NAME=FILE.pb [...] -o DIR [--recipe " PASS_RECIPES_BAR "]\n"
 	"                 [--backend interp|llvm] [--seed S]\n"
 	"Forward pass with ONNX inference semantics; writes each graph output as DIR/<name>.pb\n"
 	"and DIR/manifest.json. The recipe defaults to fp32 here (exact ONNX semantics);\n"

@@ -40,7 +40,7 @@ typedef struct CompileArgs {
 
 static const char compile_help[] =
 	"usage: lnsc compile MODEL.onnx -o OUT [--emit exe|lib|obj|llvm|asm] [--target TRIPLE]\n"
-	"                    [--cpu CPU] [--batch N] [--recipe fp32|lns-madam] [--formats FILE]\n"
+	"                    [--cpu CPU] [--batch N] [--recipe " PASS_RECIPES_BAR "] [--formats FILE]\n"
 	"                    [--name PREFIX] [--keep-temps]\n"
 	"exe (default): a standalone training program taking the same flags as `lnsc train`.\n"
 	"lib: OUT.a, OUT.h (create, train step, eval step, save, load, free) and OUT_example.c.\n"
@@ -124,7 +124,7 @@ static int parse(int argc, char **argv, CompileArgs *a)
 			a->po.formats_path = v;
 		else if (!strcmp(f, "--recipe")) {
 			if (!pass_recipe_known(v))
-				return usage_error("unknown recipe '%s' (fp32, lns-madam)", v);
+				return usage_error("unknown recipe '%s' (" PASS_RECIPES ")", v);
 			a->po.recipe = v;
 		} else if (!strcmp(f, "--batch")) {
 			if (lnsrt_parse_int(v, 1, 1 << 20, &a->batch))

@@ -116,9 +116,6 @@ typedef struct FeOpImport {
 	 * means input i is not a tensor the op computes on, so a FLOAT initializer used only
 	 * there is not a trainable parameter, and its dtype is not checked against f32. */
 	unsigned const_in;
-	/* Inputs that are running statistics (BatchNormalization's mean and var): a FLOAT
-	 * initializer there is an IR_ROLE_STATE value of no parameter, never trainable. */
-	unsigned state_in;
 	/* An ONNX output after the IR node's outputs (MaxPool's "Indices"), accepted only when
 	 * nothing reads it: one that a node or the graph output uses is IR_ERR_UNSUPPORTED. */
 	const char *extra_out;

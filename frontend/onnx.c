@@ -11,11 +11,11 @@
  * input data). A symbol table (open addressing over the model's tensor names) maps each name
  * to its definition, its constant data if any, and its IR value once built. Uses decide
  * roles: only tensors that some node computes on (not a Reshape shape or a Dropout ratio: the
- * hooks' const_in masks) are trainable when FLOAT initializers, running statistics (the
- * state_in masks) are state, and a graph input whose data the caller gave is a CONST when
- * some node reads it as a constant. An ONNX output the IR op lacks (an op's extra_out) must
- * be unread. A graph output keeps its ONNX name; one that no node produces gets an Identity
- * (output_copy).
+ * hooks' const_in masks) are trainable when FLOAT initializers (canon later makes
+ * BatchNormalization's running statistics state), and a graph input whose data the caller
+ * gave is a CONST when some node reads it as a constant. An ONNX output the IR op lacks (an
+ * op's extra_out) must be unread. A graph output keeps its ONNX name; one that no node
+ * produces gets an Identity (output_copy).
  * All scratch memory lives in one arena freed at the end; the graph owns what it keeps.
  */
 #include "frontend/fe.h"
@@ -37,7 +37,6 @@ typedef struct Sym {
 	int index;     /* graph input, initializer or node index */
 	int data_use;  /* some node computes on it, or it is a graph output */
 	int const_use; /* some node reads it as a constant (its hook's const_in mask) */
-	int state_use; /* some node reads it as a running statistic (state_in mask) */
 	FeConst cst;   /* initializers and Constant outputs: the data (type NULL otherwise) */
 	IrValue *v;
 } Sym;
@@ -745,7 +744,6 @@ static void mark_data_uses(FeImport *im)
 	for (size_t j = 0; j < gp->n_node; j++) {
 		const Onnx__NodeProto *p = gp->node[j];
 		unsigned mask = fe_import_table[im->node_op[j]].const_in;
-		unsigned smask = fe_import_table[im->node_op[j]].state_in;
 		for (size_t i = 0; i < p->n_input; i++) {
 			if (!*p->input[i])
 				continue;
@@ -754,8 +752,6 @@ static void mark_data_uses(FeImport *im)
 				s->const_use = 1;
 			else
 				s->data_use = 1;
-			if (i < 32 && (smask >> i & 1u))
-				s->state_use = 1;
 		}
 	}
 	for (size_t i = 0; i < gp->n_output; i++)
@@ -951,11 +947,8 @@ static void make_values(FeImport *im)
 		Sym *s = sym_find(im, str(gp->initializer[i]->name));
 		if (!s || s->kind != DEF_INIT || s->index != (int)i || !s->cst.type)
 			continue;
-		/* a running statistic is state wherever else the model reads it: never trained */
-		IrRole role = s->cst.type->dt != IR_DT_F32 ? IR_ROLE_CONST
-		              : s->state_use               ? IR_ROLE_STATE
-		              : s->data_use                ? IR_ROLE_PARAM
-		                                           : IR_ROLE_CONST;
+		IrRole role =
+		    s->cst.type->dt == IR_DT_F32 && s->data_use ? IR_ROLE_PARAM : IR_ROLE_CONST;
 		s->v = add_value(im, s->name, s->cst.type, role, s->cst.data);
 	}
 }
@@ -995,7 +988,7 @@ static int extra_output_unused(const FeNode *n, int k, const char *what)
 {
 	const char *name = n->p->output[k];
 	const Sym *s = *name ? sym_find(n->imp, name) : NULL;
-	if (!s || (!s->data_use && !s->const_use && !s->state_use))
+	if (!s || (!s->data_use && !s->const_use))
 		return 0;
 	fe_node_error(n, IR_ERR_UNSUPPORTED, "the %s output '%s' is not supported (%s)", what, name,
 	              reader_of(n->imp, name));

@@ -1045,7 +1045,7 @@ const FeOpImport fe_import_table[IR_OP_COUNT] = {
     [IR_OP_CONSTANT] = {.fn = imp_constant},
     [IR_OP_CAST] = {.fn = imp_cast},
     [IR_OP_CONV] = {.fn = imp_conv},
-    [IR_OP_BATCH_NORM] = {.fn = imp_batch_norm, .state_in = 1u << 3 | 1u << 4},
+    [IR_OP_BATCH_NORM] = {.fn = imp_batch_norm},
     [IR_OP_MAX_POOL] = {.fn = imp_max_pool, .extra_out = "Indices"},
     [IR_OP_AVG_POOL] = {.fn = imp_avg_pool},
     [IR_OP_GLOBAL_AVG_POOL] = {.fn = imp_global_pool},

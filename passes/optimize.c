@@ -1,8 +1,10 @@
 /* optimize.c: one update op per parameter, per the recipe: Madam, SGD with momentum, Adam.
  *
  * lns-madam: parameters of rank >= 2 (GEMM/conv weights) get Madam on their LNS codes; the
- * rest (biases, norm scales) get Adam in fp32 (LNS.md section 5). fp32: every parameter gets
- * the --optimizer (SGD with momentum by default). Update nodes take (param, grad, state...)
+ * rest (biases, norm scales) get Adam in fp32 (LNS.md section 5). lns-sgd: every parameter gets
+ * SGD with momentum as in fp32; the rank >= 2 ones are stored in LNS (precision.c), so their
+ * update decodes, steps and re-encodes (round to nearest): the baseline Madam is measured
+ * against. fp32: every parameter gets the --optimizer (SGD with momentum by default). Update nodes take (param, grad, state...)
  * and mutate the parameter in place; the plan runs them after every reader.
  */
 #include <string.h>
@@ -80,6 +82,9 @@ int pass_optimize(IrGraph *g, const PassOptions *o)
 		} else if (lns) {
 			op = IR_OP_ADAM;
 			a = adam_attrs(o->lr_1d);
+		} else if (!strcmp(o->recipe, "lns-sgd")) {
+			op = IR_OP_SGD;
+			a = sgd_attrs(o);
 		} else if (o->optimizer == PASS_OPT_ADAM) {
 			op = IR_OP_ADAM;
 			a = adam_attrs(o->lr > 0 ? o->lr : 1e-3f);

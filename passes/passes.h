@@ -12,7 +12,7 @@ typedef enum { PASS_LOSS_XENT, PASS_LOSS_MSE } PassLoss;
 typedef enum { PASS_OPT_SGD, PASS_OPT_ADAM } PassOptimizer;
 
 typedef struct PassOptions {
-	const char *recipe;      /* "fp32" | "lns-madam" */
+	const char *recipe;      /* one of PASS_RECIPES */
 	int train;               /* build the training graph (loss, backward, updates) */
 	PassLoss loss;           /* on the first graph output */
 	PassOptimizer optimizer; /* fp32 recipe: sgd (momentum) or adam */
@@ -22,8 +22,14 @@ typedef struct PassOptions {
 	const char *formats_path; /* per-tensor overrides file, or NULL */
 } PassOptions;
 
+/* The recipes, for messages: fp32 (SGD with momentum or Adam), lns-madam (LNS.md 5), lns-sgd
+ * (lns-madam's formats, the weights updated by SGD with momentum: decode, update, re-encode). */
+#define PASS_RECIPES "fp32, lns-madam, lns-sgd"
+#define PASS_RECIPES_BAR "fp32|lns-madam|lns-sgd"
 void pass_options_default(PassOptions *o);
 int pass_recipe_known(const char *recipe);
+/* Whether the recipe stores weights and GEMM/conv operands in LNS (lns-madam, lns-sgd). */
+int pass_recipe_lns(const char *recipe);
 
 /* The whole pipeline: infer, canon, autodiff, optimize, precision, fuse, plan (pipeline.c). */
 int pass_pipeline(IrGraph *g, const PassOptions *o);

@@ -18,9 +18,14 @@ void pass_options_default(PassOptions *o)
 	o->lr_1d = 1e-3f;
 }
 
+int pass_recipe_lns(const char *recipe)
+{
+	return !strcmp(recipe, "lns-madam") || !strcmp(recipe, "lns-sgd");
+}
+
 int pass_recipe_known(const char *recipe)
 {
-	return !strcmp(recipe, "fp32") || !strcmp(recipe, "lns-madam");
+	return !strcmp(recipe, "fp32") || pass_recipe_lns(recipe);
 }
 
 static int after(IrGraph *g, const char *name, int rc)
@@ -34,7 +39,7 @@ static int after(IrGraph *g, const char *name, int rc)
 int pass_pipeline(IrGraph *g, const PassOptions *o)
 {
 	if (!pass_recipe_known(o->recipe)) {
-		ir_error(g->ctx, IR_ERR_INPUT, "unknown recipe '%s' (fp32, lns-madam)", o->recipe);
+		ir_error(g->ctx, IR_ERR_INPUT, "unknown recipe '%s' (" PASS_RECIPES ")", o->recipe);
 		return -1;
 	}
 	if (after(g, "import", 0) ||

@@ -4,6 +4,7 @@
  * GEMMs through a WeightView node as lns8g8; activations entering a forward GEMM are lns8g8
  * with delayed scaling; the gradient at each GEMM output (dY, quantised once, read by both
  * backward GEMMs) and each Madam weight's gradient are lns5g2 with stochastic rounding.
+ * lns-sgd has the same formats, its SGD-updated weights stored as Madam's are.
  * Everything else stays fp32. A value gets its format by retyping its producer's output (the
  * producer encodes); values without a producer (data inputs) get a Quantize node.
  * Overrides come last and win: lines "<tensor> <format>" in a file, '#' comments, where the
@@ -65,12 +66,14 @@ static IrValue *insert_front(IrGraph *g, IrValue *v, IrOp op, const char *what, 
 	return set_format(g, out, f) ? NULL : out;
 }
 
-static int madam_weights(IrGraph *g)
+/* Weights updated on their LNS storage: Madam's, and lns-sgd's SGD on rank >= 2 weights. */
+static int lns_weights(IrGraph *g, const char *recipe)
 {
 	for (int i = 0; i < g->params.n; i++) {
 		IrValue *p = g->params.v[i];
 		IrNode *u = updater(g, p);
-		if (!u || u->op != IR_OP_MADAM)
+		int sgd = u && u->op == IR_OP_SGD && p->type->rank >= 2 && !strcmp(recipe, "lns-sgd");
+		if (!u || (u->op != IR_OP_MADAM && !sgd))
 			continue;
 		if (set_format(g, p, FMT_WEIGHT) || !insert_front(g, p, IR_OP_WEIGHT_VIEW, "view", FMT_VIEW))
 			return -1;
@@ -78,6 +81,46 @@ static int madam_weights(IrGraph *g)
 			return -1;
 	}
 	return 0;
+}
+
+static int is_output(const IrGraph *g, const IrValue *v)
+{
+	for (int i = 0; i < g->outputs.n; i++)
+		if (g->outputs.v[i] == v)
+			return 1;
+	return v->is_output;
+}
+
+/* The value whose producer should encode a GEMM operand v: v, or, walking back through
+ * one-input ops exact on codes (Relu, MaxPool, Flatten, ...), the earliest f32 input whose
+ * producer is neither a GEMM (whose Relu epilogue wants an f32 output) nor absent. Those ops
+ * then run on codes with the same result (LNS.md 4) and move a quarter of the bytes: in a CNN,
+ * BatchNormalization encodes and Relu and MaxPool work on its codes. */
+static IrValue *encode_point(const IrGraph *g, IrValue *v)
+{
+	for (;;) {
+		const IrNode *d = v->def;
+		if (!d || d->nin != 1 || d->nout != 1 ||
+		    !ir_op_has(d->op, IR_OPF_CODE_EXACT | IR_OPF_MOVE))
+			return v;
+		IrValue *u = d->in[0];
+		if (u->type->dt != IR_DT_F32 || !u->def || ir_op_has(u->def->op, IR_OPF_GEMM) ||
+		    ir_op_has(u->def->op, IR_OPF_RAW) || is_output(g, u) ||
+		    u->role != IR_ROLE_ACT)
+			return v;
+		v = u;
+	}
+}
+
+/* Gives f to v and to every value on the chain of one-input ops from `from` up to v. */
+static int set_chain(IrGraph *g, IrValue *v, IrValue *from, LnsFormat f)
+{
+	for (IrValue *u = v;; u = u->def->in[0]) {
+		if (set_format(g, u, f))
+			return -1;
+		if (u == from)
+			return 0;
+	}
 }
 
 static int gemm_operands(IrGraph *g)
@@ -97,7 +140,7 @@ static int gemm_operands(IrGraph *g)
 				if (!insert_front(g, v, IR_OP_QUANTIZE, "quant", FMT_ACT))
 					return -1;
 				i++; /* the node list grew by one in front of n */
-			} else if (set_format(g, v, FMT_ACT))
+			} else if (set_chain(g, v, encode_point(g, v), FMT_ACT))
 				return -1;
 		}
 		IrValue *dy = n->out[0]->grad;
@@ -188,8 +231,8 @@ static int read_overrides(IrGraph *g, const char *path)
 
 int pass_precision(IrGraph *g, const PassOptions *o)
 {
-	if (!strcmp(o->recipe, "lns-madam")) {
-		if (o->train && madam_weights(g))
+	if (pass_recipe_lns(o->recipe)) {
+		if (o->train && lns_weights(g, o->recipe))
 			return -1;
 		if (gemm_operands(g))
 			return -1;

@@ -10,9 +10,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ir/ir.h"
 #include "passes/passes.h"
+#include "runtime/lnsrt.h"
 #include "testlib.h"
 
 #define D(...) ((const int64_t[]){__VA_ARGS__})
@@ -700,6 +702,34 @@ static void test_assign(void)
 
 /* ---- BatchNormalization in training form (passes/canon.c) ---- */
 
+/* The runtime's view of a running statistic: a state tensor of no parameter in the
+ * descriptor, saved in a checkpoint and restored into a fresh interpreter. */
+static void check_state_table(IrGraph *g, IrInterp *ip, const IrValue *s, const double *want)
+{
+	IrArena *a = ir_arena_new();
+	LnsrtModelDesc d;
+	CHECK_MSG(ir_model_desc(g, a, "fp32", &d) == 0, "%s", ir_diag_text(C));
+	int i = lnsrt_desc_find(&d, s->name);
+	CHECK(i >= 0 && d.tensors[i].role == IR_ROLE_STATE && d.tensors[i].param == -1 &&
+	      d.tensors[i].area == IR_AREA_STATE && d.tensors[i].offset == (int64_t)s->loc.offset);
+	char path[64], err[256];
+	snprintf(path, sizeof path, "/tmp/lnsc_test_bn_%d.ckpt", (int)getpid());
+	LnsrtTrainState ts;
+	memset(&ts, 0, sizeof ts);
+	CHECK_MSG(lnsrt_checkpoint_save(&d, ir_interp_state_blob(ip), &ts, path, err, sizeof err) == 0,
+		  "%s", err);
+	IrInterp *fresh = ir_interp_new(g, 1);
+	float got[8];
+	CHECK(ir_interp_read(fresh, s, got) == 0 && got[0] == ((float *)s->init)[0]);
+	CHECK_MSG(lnsrt_checkpoint_load(&d, ir_interp_state_blob(fresh), NULL, path, err,
+					sizeof err) == 0, "%s", err);
+	ir_interp_state_loaded(fresh);
+	near_val(fresh, s, want, 1e-5, 1e-6, "running mean from a checkpoint");
+	remove(path);
+	ir_interp_free(fresh);
+	ir_arena_free(a);
+}
+
 /* X -> BatchNormalization -> Y (MSE loss) through the fp32 pipeline: the running statistics
  * become state of no parameter that keeps its initial data, the train step moves them by
  * momentum, the eval step normalises by them. */
@@ -761,6 +791,7 @@ static void test_bn_training_form(void)
 	}
 	near_val(ip, bn->out[0], want, 1e-5, 1e-5, "eval with running statistics");
 	near_val(ip, in[3], m, 1e-5, 1e-6, "eval leaves the running mean");
+	check_state_table(g, ip, in[3], m);
 	ir_interp_free(ip);
 	ir_graph_free(g);
 
