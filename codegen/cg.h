@@ -16,7 +16,8 @@
  * (loop and vector helpers), cg_lns.c (LNS encode/decode in IR, bit-exact with ir/lns.c),
  * cg_ew.c (kernel building blocks, elementwise ops), cg_move.c (data movement, Cast),
  * cg_loss.c (softmax, losses, SumTo), cg_gemm.c (packed GEMM with LNS decode-on-pack, FMA
- * microkernels, fused epilogues), cg_update.c (Madam, SGD, Adam), cg_table.c (the op table),
+ * microkernels, fused epilogues), cg_conv.c (convolutions as implicit GEMMs), cg_nn.c
+ * (BatchNormalization, pools), cg_update.c (Madam, SGD, Adam, Assign), cg_table.c (the op table),
  * cg_entry.c (entry points, the model descriptor, plumbing every kernel uses).
  */
 #ifndef LNSC_CG_H
@@ -119,6 +120,13 @@ void cg_loop_end(CgCtx *c, CgLoop *L);
 /* Intrinsic call helper: name like "llvm.fma", overloaded on type ty. */
 LLVMValueRef cg_intrinsic(CgCtx *c, const char *name, LLVMTypeRef ty, LLVMValueRef *args,
 			  int nargs);
+/* The same for intrinsics overloaded on several types (tys, as LLVM lists them). */
+LLVMValueRef cg_intrinsic_n(CgCtx *c, const char *name, LLVMTypeRef *tys, int ntys,
+			     LLVMValueRef *args, int nargs);
+/* A vector load / store of type vt at p, masked when mask (<n x i1>) is not NULL: lanes off
+ * read as zero and touch no memory. */
+LLVMValueRef cg_vload(CgCtx *c, LLVMTypeRef vt, LLVMValueRef p, LLVMValueRef mask, unsigned align);
+void cg_vstore(CgCtx *c, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask, unsigned align);
 /* Declares (once) an external function in the module. */
 LLVMValueRef cg_extern_fn(CgCtx *c, const char *name, LLVMTypeRef fty);
 
@@ -210,7 +218,7 @@ typedef struct CgDst {
 } CgDst;
 void cg_dst_open(CgCtx *c, CgDst *d, const IrValue *v);
 void cg_dst_store(CgCtx *c, CgTask *t, const CgDst *d, LLVMValueRef e, LLVMValueRef x);
-/* Folds |x| (<vw x float> or <1 x float>) into t's max |x| accumulators. */
+/* Folds |x| (<n x float>, n a power of two; any n) into t's max |x| accumulators. */
 void cg_task_track(CgCtx *c, CgTask *t, LLVMValueRef x);
 /* In the step function after the tasks: NaN/Inf check of the results, then the encode of an
  * LNS output (cg_encode_f32 from the temporary area). */
@@ -243,7 +251,7 @@ extern const CgEmitFn cg_emit_table[IR_OP_COUNT];
 int cg_emit_check(IrCtx *ir); /* names every op without an emitter */
 /* cg_ew.c */
 int cg_emit_binary(CgCtx *c, const IrNode *n); /* Add Sub Mul Div, the *Grad pairs */
-int cg_emit_unary(CgCtx *c, const IrNode *n);  /* Neg Relu LeakyRelu Sigmoid Tanh */
+int cg_emit_unary(CgCtx *c, const IrNode *n);  /* Neg Relu LeakyRelu Sigmoid Tanh Clip */
 int cg_emit_dropout(CgCtx *c, const IrNode *n);
 int cg_emit_dropout_grad(CgCtx *c, const IrNode *n);
 int cg_emit_mse_grad(CgCtx *c, const IrNode *n);
@@ -255,6 +263,7 @@ int cg_emit_transpose(CgCtx *c, const IrNode *n);
 int cg_emit_slice(CgCtx *c, const IrNode *n);
 int cg_emit_concat(CgCtx *c, const IrNode *n);
 int cg_emit_cast(CgCtx *c, const IrNode *n);
+int cg_emit_pad(CgCtx *c, const IrNode *n); /* constant mode, any dtype, LNS codes */
 /* cg_loss.c */
 int cg_emit_softmax(CgCtx *c, const IrNode *n); /* and LogSoftmax */
 int cg_emit_softmax_grad(CgCtx *c, const IrNode *n);
@@ -266,11 +275,80 @@ int cg_emit_sum_to(CgCtx *c, const IrNode *n);
 int cg_emit_madam(CgCtx *c, const IrNode *n);
 int cg_emit_sgd(CgCtx *c, const IrNode *n);
 int cg_emit_adam(CgCtx *c, const IrNode *n);
+int cg_emit_assign(CgCtx *c, const IrNode *n); /* a running statistic's update */
+/* cg_nn.c */
+int cg_emit_batch_norm(CgCtx *c, const IrNode *n);
+int cg_emit_batch_norm_grad(CgCtx *c, const IrNode *n);
+int cg_emit_pool(CgCtx *c, const IrNode *n);      /* MaxPool AveragePool, the global pools */
+int cg_emit_pool_grad(CgCtx *c, const IrNode *n); /* MaxPoolGrad AvgPoolGrad */
 /* cg_gemm.c */
 int cg_emit_gemm(CgCtx *c, const IrNode *n);
 int cg_emit_matmul(CgCtx *c, const IrNode *n);
-/* Bytes of kernel workspace a GEMM/MatMul node needs past the plan's scratch (64-aligned). */
+/* Conv, ConvGradX, ConvGradW: implicit GEMMs on the same machinery (cg_conv.c views). */
+int cg_emit_conv(CgCtx *c, const IrNode *n);
+/* Bytes of kernel workspace a GEMM-flagged node (Gemm, MatMul, the convolutions) needs past
+ * the plan's scratch (64-aligned). */
 size_t cg_gemm_workspace(const CgCtx *c, const IrNode *n);
+
+/* ---- cg_conv.c: convolutions as implicit GEMMs over gather views ----
+ * A view is a GEMM operand read straight from a tensor by index arithmetic: element (o, k) of
+ * matrix m (o along the packed panel: a row of A, a column of B; k the reduction) is, with the
+ * digits d of o and of k (mixed radix, outermost first) and
+ *     f = f0 + sum cf d,   h = h0 + sum ch d,   w = w0 + sum cw d,
+ * the source element m * mat + f + (h / qh) * W + (w / qw) if h and w are multiples of qh, qw
+ * with 0 <= h / qh < H and 0 <= w / qw < W, else zero (padding; the holes of a transposed
+ * strided convolution). A plain strided matrix is a view with one digit per side and H = W = 1.
+ */
+enum { CG_VIEW_DIGITS = 3, CG_VIEW_RUNS = 6 };
+typedef struct CgDigit {
+	int64_t radix, cf, ch, cw;
+} CgDigit;
+typedef struct CgView {
+	int nd[2]; /* digits of o (0) and k (1) */
+	CgDigit d[2][CG_VIEW_DIGITS];
+	int64_t f0, h0, w0, H, W, qh, qw;
+} CgView;
+/* A convolution node as nb output matrices of M x N over K, stored one after another (NCHW
+ * order). A's and B's matrix for output matrix ob are ob % nmat. bias (Conv's B, or NULL):
+ * row i of output matrix ob adds bias[(ob % group) * M + i]. */
+typedef struct CgConvOpnd {
+	const IrValue *v;
+	CgView view;
+	int64_t mat, nmat; /* matrix m starts at element m * mat */
+} CgConvOpnd;
+typedef struct CgConvGemm {
+	int64_t M, N, K, nb, group;
+	CgConvOpnd a, b;
+	const IrValue *bias;
+} CgConvGemm;
+/* The GEMM of a Conv, ConvGradX or ConvGradW node (shapes from its inferred types). Returns
+ * -1 if an index does not fit in 31 bits, with a diagnostic naming the node when g is set. */
+int cg_conv_gemm(IrGraph *g, const IrNode *n, CgConvGemm *s);
+/* Whether v is a plain strided matrix (element (o, k) at o so + k sk). */
+int cg_view_plain(const CgView *v, int64_t *so, int64_t *sk);
+/* Memory runs a vector of n lanes along direction dir (0: o, 1: k) falls into when the
+ * innermost digit of that side steps through contiguous elements (one masked vector load per
+ * run); 0 if it does not, or if more than CG_VIEW_RUNS (the vector is then a gather). */
+int cg_view_runs(const CgView *v, int dir, int n);
+/* The lanes of a vector along dir: positions start .. start + n - 1 (start an i64 value), those
+ * at or past extent (-1: none are) reading zero. Emitted once and reused for every position on
+ * the other side (cg_view_load). */
+typedef struct CgViewLanes {
+	const CgView *v;
+	int dir, n, nrun;          /* nrun 0: a gather */
+	LLVMValueRef valid;        /* <n x i1> lanes before extent, or NULL */
+	LLVMValueRef f, h, w;      /* gather: <n x i32> the lanes' parts; runs: w when it steps */
+	LLVMValueRef run[CG_VIEW_RUNS];                     /* runs: <n x i1> the run's lanes */
+	LLVMValueRef rf[CG_VIEW_RUNS], rh[CG_VIEW_RUNS], rw[CG_VIEW_RUNS]; /* runs: i64 parts of
+								 * the run's lane 0 */
+} CgViewLanes;
+void cg_view_lanes(CgCtx *c, const CgView *v, int dir, LLVMValueRef start, int n,
+		   int64_t extent, CgViewLanes *L);
+/* The n elements (<n x et>, et the source's element type: f32, i8 or i16 LNS words) at the
+ * lanes of L and position pos (i64) on the other side, from the matrix at src; ok (an i1, or
+ * NULL) false makes them all zero. */
+LLVMValueRef cg_view_load(CgCtx *c, const CgViewLanes *L, LLVMTypeRef et, LLVMValueRef src,
+			  LLVMValueRef pos, LLVMValueRef ok);
 
 /* ---- cg_lns.c: LNS numerics in IR, bit-exact with ir/lns.c ----
  * Vectors of words are <n x i32> holding the container values (sign at bit B-1), values

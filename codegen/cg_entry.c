@@ -204,21 +204,8 @@ void cg_parallel_for(CgCtx *c, LLVMValueRef task, LLVMValueRef n)
 		return;
 	}
 	LLVMValueRef pool = LLVMBuildLoad2(c->b, c->t_ptr, args_field(c, A_POOL), "pool");
-	LLVMBasicBlockRef serial = LLVMAppendBasicBlockInContext(c->llctx, c->fn, "serial");
-	LLVMBasicBlockRef par = LLVMAppendBasicBlockInContext(c->llctx, c->fn, "par");
-	LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->llctx, c->fn, "tasks_done");
-	LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, pool, ""), serial, par);
-	LLVMPositionBuilderAtEnd(c->b, serial);
-	CgLoop L;
-	LLVMValueRef i = cg_loop_begin(c, &L, cg_i64(c, 0), n, 1, "task");
-	call_task(c, task, i);
-	cg_loop_end(c, &L);
-	LLVMBuildBr(c->b, done);
-	LLVMPositionBuilderAtEnd(c->b, par);
 	LLVMValueRef a[4] = {pool, n, task, c->args};
 	cg_call(c, "lnsrt_parallel_for", c->t_void, a, 4);
-	LLVMBuildBr(c->b, done);
-	LLVMPositionBuilderAtEnd(c->b, done);
 }
 
 static void check_fail(CgCtx *c, LLVMValueRef bad, const IrValue *v, int code)
@@ -594,13 +581,14 @@ static int check_io_slots(CgCtx *c)
 	return 0;
 }
 
-/* GEMM kernels keep their workspace past the plan's scratch (cg_gemm_workspace). */
+/* GEMM kernels (Gemm, MatMul, the convolutions) keep their workspace past the plan's scratch
+ * (cg_gemm_workspace). */
 static int64_t scratch_total(CgCtx *c)
 {
 	size_t ws = 0, base = (c->g->plan->scratch_bytes + 63) / 64 * 64;
 	for (int i = 0; i < c->g->nodes.n; i++) {
 		const IrNode *n = IR_NODE(c->g, i);
-		if (n->op == IR_OP_GEMM || n->op == IR_OP_MATMUL) {
+		if (ir_op_has(n->op, IR_OPF_GEMM)) {
 			size_t w = cg_gemm_workspace(c, n);
 			ws = w > ws ? w : ws;
 		}

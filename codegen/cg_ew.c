@@ -1,5 +1,5 @@
 /* cg_ew.c: elementwise kernels (arithmetic with broadcasting, activations and their gradients,
- * Dropout, Quantize, WeightView) and the building blocks every kernel is made of.
+ * Clip, Dropout, Quantize, WeightView) and the building blocks every kernel is made of.
  *
  * Building blocks: a task function covers a range of items (elements, rows or groups), the
  * split fixed by the tensor's size; a source reads <n x float> from f32, LNS (cg_lns decode)
@@ -286,6 +286,16 @@ void cg_task_track(CgCtx *c, CgTask *t, LLVMValueRef x)
 	int L = cg_lanes(x);
 	LLVMValueRef bits = LLVMBuildBitCast(c->b, x, vi(c, L), "");
 	bits = LLVMBuildAnd(c->b, bits, cg_vi32(c, 0x7fffffff, L), "");
+	while (L > c->vw) { /* wider than the accumulator: fold halves */
+		LLVMValueRef lo[32], hi[32];
+		for (int i = 0; i < L / 2; i++)
+			lo[i] = cg_i32(c, i), hi[i] = cg_i32(c, L / 2 + i);
+		LLVMValueRef p = LLVMGetPoison(vi(c, L));
+		LLVMValueRef a = LLVMBuildShuffleVector(c->b, bits, p, LLVMConstVector(lo, (unsigned)L / 2), "");
+		LLVMValueRef b = LLVMBuildShuffleVector(c->b, bits, p, LLVMConstVector(hi, (unsigned)L / 2), "");
+		bits = umax(c, a, b);
+		L /= 2;
+	}
 	LLVMValueRef acc = L == 1 ? t->amax_s : t->amax_v;
 	LLVMValueRef a = LLVMBuildLoad2(c->b, vi(c, L), acc, "");
 	LLVMBuildStore(c->b, umax(c, a, bits), acc);
@@ -705,6 +715,21 @@ static LLVMValueRef ew_math(CgCtx *c, const IrNode *n, LLVMValueRef *x, int L, L
 	case IR_OP_SIGMOID_GRAD:
 		return LLVMBuildFMul(b, LLVMBuildFMul(b, x[0], x[1], ""),
 		                     LLVMBuildFSub(b, one, x[1], ""), "");
+	case IR_OP_CLIP: /* x < lo ? lo : x > hi ? hi : x */
+		return LLVMBuildSelect(
+		    b, LLVMBuildFCmp(b, LLVMRealOLT, x[0], cg_vf32(c, n->attr.clip.min, L), ""),
+		    cg_vf32(c, n->attr.clip.min, L),
+		    LLVMBuildSelect(
+		        b, LLVMBuildFCmp(b, LLVMRealOGT, x[0], cg_vf32(c, n->attr.clip.max, L), ""),
+		        cg_vf32(c, n->attr.clip.max, L), x[0], ""),
+		    "");
+	case IR_OP_CLIP_GRAD: /* dY where lo <= x <= hi */
+		return LLVMBuildSelect(
+		    b,
+		    LLVMBuildAnd(
+		        b, LLVMBuildFCmp(b, LLVMRealOGE, x[1], cg_vf32(c, n->attr.clip.min, L), ""),
+		        LLVMBuildFCmp(b, LLVMRealOLE, x[1], cg_vf32(c, n->attr.clip.max, L), ""), ""),
+		    x[0], zero, "");
 	case IR_OP_TANH_GRAD:
 		return LLVMBuildFMul(
 		    b, x[0], LLVMBuildFSub(b, one, LLVMBuildFMul(b, x[1], x[1], ""), ""), "");

@@ -69,12 +69,16 @@ enum {
 typedef enum { OUT_F32, OUT_TEMP, OUT_ENC, OUT_MADAM } OutKind;
 
 /* One operand as the packer sees it: nmat matrices of mat elements, each outer x K (outer = M
- * for A, N for B) with element (o, k) at o*so + k*sk; packed into panels of r. */
+ * for A, N for B) with element (o, k) at o*so + k*sk, or read through a gather view (a
+ * convolution's operand, cg_conv.c) as vectors along o (vdir 0) or along k (1); packed into
+ * panels of r. */
 typedef struct Opnd {
 	const IrValue *v;
 	int lns;
 	LnsFormat f;
 	int64_t outer, so, sk, mat, nmat;
+	const CgView *view;
+	int vdir;
 	int r;
 	int64_t npan, group, ntask; /* panels per matrix, per pack task; pack tasks */
 	size_t off;                 /* packed panels in the workspace */
@@ -86,8 +90,10 @@ typedef struct Gemm {
 	float alpha, beta;
 	Opnd a, b;
 	int32_t *bat;        /* nb > 1: A's and B's matrix index per output matrix (2 nb) */
-	const IrValue *cv;   /* Gemm's C, or NULL */
+	const IrValue *cv;   /* Gemm's C or Conv's bias, or NULL */
 	int64_t csm, csn;    /* C's element strides along M and N (0 where broadcast) */
+	int64_t cmod;        /* Conv's bias: output matrix ob reads C from (ob % cmod) * M on */
+	CgConvGemm conv;     /* a convolution's GEMM (its operands' views) */
 	int ccopy;           /* C is copied (decoded) into the workspace */
 	const IrValue *y;    /* the value written: the output, or the fused Relu's */
 	const IrValue *enc;  /* the LNS value encoded: y, the fused Madam's dW, or NULL */
@@ -104,15 +110,6 @@ typedef struct Gemm {
 } Gemm;
 
 /* ---- small IR helpers ---- */
-
-static LLVMValueRef call_intr(CgCtx *c, const char *name, LLVMTypeRef *tys, int ntys,
-			      LLVMValueRef *args, int nargs)
-{
-	unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-	LLVMValueRef fn = LLVMGetIntrinsicDeclaration(c->mod, id, tys, (size_t)ntys);
-	LLVMTypeRef fty = LLVMIntrinsicGetType(c->llctx, id, tys, (size_t)ntys);
-	return LLVMBuildCall2(c->b, fty, fn, args, (unsigned)nargs, "");
-}
 
 static LLVMTypeRef vec(LLVMTypeRef t, int n)
 {
@@ -160,28 +157,6 @@ static LLVMValueRef load(CgCtx *c, LLVMTypeRef ty, LLVMValueRef p, unsigned alig
 static void store(CgCtx *c, LLVMValueRef v, LLVMValueRef p, unsigned align)
 {
 	LLVMSetAlignment(LLVMBuildStore(c->b, v, p), align);
-}
-
-/* A vector load, masked when mask is not NULL (lanes off read as zero and touch no memory). */
-static LLVMValueRef vload(CgCtx *c, LLVMTypeRef vt, LLVMValueRef p, LLVMValueRef mask,
-			  unsigned align)
-{
-	if (!mask)
-		return load(c, vt, p, align);
-	LLVMTypeRef tys[2] = {vt, c->t_ptr};
-	LLVMValueRef args[4] = {p, cg_i32(c, (int64_t)align), mask, LLVMConstNull(vt)};
-	return call_intr(c, "llvm.masked.load", tys, 2, args, 4);
-}
-
-static void vstore(CgCtx *c, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask, unsigned align)
-{
-	if (!mask) {
-		store(c, v, p, align);
-		return;
-	}
-	LLVMTypeRef tys[2] = {LLVMTypeOf(v), c->t_ptr};
-	LLVMValueRef args[4] = {v, p, cg_i32(c, (int64_t)align), mask};
-	call_intr(c, "llvm.masked.store", tys, 2, args, 4);
 }
 
 /* Lanes l with j0 + l < hi (j0 an i64 value) as <n x i1>. */
@@ -364,7 +339,7 @@ static void pack_rows(CgCtx *c, const Gemm *G, const Opnd *o, LLVMValueRef src,
 	LLVMValueRef s0 = elt(c, et, src, row0);
 	CgLoop L;
 	LLVMValueRef kk = cg_loop_begin(c, &L, i64c(c, 0), i64c(c, G->K), 1, "pk");
-	LLVMValueRef x = vload(c, vec(et, o->r), elt(c, et, s0, mul(c, kk, o->sk)), mask,
+	LLVMValueRef x = cg_vload(c, vec(et, o->r), elt(c, et, s0, mul(c, kk, o->sk)), mask,
 			       elem_bytes(o));
 	store(c, decode(c, o, tab, k, x), elt(c, c->t_f32, dst, mul(c, kk, o->r)), 4);
 	cg_loop_end(c, &L);
@@ -408,7 +383,7 @@ static void pack_tblock(CgCtx *c, const Opnd *o, LLVMValueRef src, LLVMValueRef 
 		if (edge)
 			m = mask_and(c, cg_splat(c, lt(c, row, i64c(c, o->outer)), T), kmask);
 		LLVMValueRef p = elt(c, et, src, add(c, mul(c, row, o->so), k0));
-		x[i] = decode(c, o, tab, k, vload(c, vec(et, T), p, m, elem_bytes(o)));
+		x[i] = decode(c, o, tab, k, cg_vload(c, vec(et, T), p, m, elem_bytes(o)));
 	}
 	transpose(c, x, T);
 	for (int j = 0; j < nk; j++) {
@@ -441,10 +416,89 @@ static void pack_cols(CgCtx *c, const Gemm *G, const Opnd *o, LLVMValueRef src,
 	}
 }
 
+/* A view's panel along o: per k, the panel's r elements in pieces of up to vw lanes, each a
+ * few masked loads (runs) or a gather (cg_conv.c). */
+static void pack_rows_view(CgCtx *c, const Gemm *G, const Opnd *o, LLVMValueRef src,
+			   LLVMValueRef dst, LLVMValueRef row0, LLVMValueRef tab, LLVMValueRef k,
+			   int edge)
+{
+	CgViewLanes L[8];
+	int np = 0;
+	for (int l0 = 0; l0 < o->r; l0 += G->vw)
+		cg_view_lanes(c, o->view, 0, add(c, row0, i64c(c, l0)), (int)min64(G->vw, o->r - l0),
+			      edge ? o->outer : -1, &L[np++]);
+	CgLoop Lk;
+	LLVMValueRef kk = cg_loop_begin(c, &Lk, i64c(c, 0), i64c(c, G->K), 1, "pv");
+	for (int i = 0; i < np; i++) {
+		LLVMValueRef x = cg_view_load(c, &L[i], elem_type(c, o), src, kk, NULL);
+		LLVMValueRef at = add(c, mul(c, kk, o->r), i64c(c, i * G->vw));
+		store(c, decode(c, o, tab, k, x), elt(c, c->t_f32, dst, at), 4);
+	}
+	cg_loop_end(c, &Lk);
+}
+
+/* The power of two up to vw that covers a panel of r best: the side of pack_cols' blocks. */
+static int block_side(const Gemm *G, const Opnd *o)
+{
+	int T = 1;
+	while (T < o->r && T < G->vw)
+		T <<= 1;
+	return T;
+}
+
+/* One T x T block of a view's panel along k: k = k0..k0+nk, each panel row a vector of T k's
+ * (lanes from extent on read zero), transposed in registers as in pack_tblock. */
+static void pack_vblock(CgCtx *c, const Opnd *o, LLVMValueRef src,
+			LLVMValueRef dst, LLVMValueRef row0, LLVMValueRef k0, int nk, int T,
+			LLVMValueRef tab, LLVMValueRef k, int edge, int64_t extent)
+{
+	CgViewLanes L;
+	cg_view_lanes(c, o->view, 1, k0, T, extent, &L);
+	for (int sb = 0; sb < o->r; sb += T) {
+		int nrow = o->r - sb < T ? o->r - sb : T;
+		LLVMValueRef x[64];
+		for (int i = 0; i < T; i++) {
+			if (i >= nrow) {
+				x[i] = LLVMConstNull(vec(c->t_f32, T));
+				continue;
+			}
+			LLVMValueRef row = add(c, row0, i64c(c, sb + i));
+			LLVMValueRef ok = edge ? lt(c, row, i64c(c, o->outer)) : NULL;
+			x[i] = decode(c, o, tab, k, cg_view_load(c, &L, elem_type(c, o), src, row, ok));
+		}
+		transpose(c, x, T);
+		for (int j = 0; j < nk; j++) {
+			LLVMValueRef at = add(c, mul(c, add(c, k0, i64c(c, j)), o->r), i64c(c, sb));
+			store(c, lanes_of(c, x[j], 0, nrow), elt(c, c->t_f32, dst, at), 4);
+		}
+	}
+}
+
+static void pack_cols_view(CgCtx *c, const Gemm *G, const Opnd *o, LLVMValueRef src,
+			   LLVMValueRef dst, LLVMValueRef row0, LLVMValueRef tab, LLVMValueRef k,
+			   int edge)
+{
+	int T = block_side(G, o);
+	int64_t kfull = G->K / T * T;
+	if (kfull > 0) {
+		CgLoop L;
+		LLVMValueRef k0 = cg_loop_begin(c, &L, i64c(c, 0), i64c(c, kfull), T, "pw");
+		pack_vblock(c, o, src, dst, row0, k0, T, T, tab, k, edge, -1);
+		cg_loop_end(c, &L);
+	}
+	if (G->K > kfull)
+		pack_vblock(c, o, src, dst, row0, i64c(c, kfull), (int)(G->K - kfull), T, tab, k,
+			    edge, G->K);
+}
+
 static void pack_one(CgCtx *c, const Gemm *G, const Opnd *o, LLVMValueRef src, LLVMValueRef dst,
 		     LLVMValueRef row0, LLVMValueRef tab, LLVMValueRef k, int edge)
 {
-	if (o->so == 1 && o->outer > 1)
+	if (o->view && o->vdir == 0)
+		pack_rows_view(c, G, o, src, dst, row0, tab, k, edge);
+	else if (o->view)
+		pack_cols_view(c, G, o, src, dst, row0, tab, k, edge);
+	else if (o->so == 1 && o->outer > 1)
 		pack_rows(c, G, o, src, dst, row0, tab, k, edge);
 	else
 		pack_cols(c, G, o, src, dst, row0, tab, k, edge);
@@ -509,8 +563,8 @@ static void copy_c(CgCtx *c, const Gemm *G)
 	CgLoop L;
 	LLVMValueRef i = cg_loop_begin(c, &L, i64c(c, 0), i64c(c, n), G->vw, "cc");
 	LLVMValueRef m = lanes_below(c, i, n, G->vw);
-	LLVMValueRef x = vload(c, vec(et, G->vw), elt(c, et, src, i), m, elem_bytes(&o));
-	vstore(c, decode(c, &o, NULL, k, x), elt(c, c->t_f32, dst, i), m, 4);
+	LLVMValueRef x = cg_vload(c, vec(et, G->vw), elt(c, et, src, i), m, elem_bytes(&o));
+	cg_vstore(c, decode(c, &o, NULL, k, x), elt(c, c->t_f32, dst, i), m, 4);
 	cg_loop_end(c, &L);
 }
 
@@ -604,7 +658,7 @@ typedef struct Task {
 static LLVMValueRef is_finite(CgCtx *c, LLVMValueRef y)
 {
 	LLVMTypeRef t = LLVMTypeOf(y);
-	LLVMValueRef ay = call_intr(c, "llvm.fabs", &t, 1, &y, 1);
+	LLVMValueRef ay = cg_intrinsic(c, "llvm.fabs", t, &y, 1);
 	return LLVMBuildFCmp(c->b, LLVMRealOLT, ay, cg_vf32(c, INFINITY, cg_lanes(y)), "");
 }
 
@@ -651,7 +705,7 @@ static void encode_store(CgCtx *c, const Gemm *G, const Task *T, LLVMValueRef y,
 	LLVMValueRef w = encode(c, T, f, y, cg_lns_lane_idx(c, lin, G->vw), mask);
 	LLVMTypeRef wt = lns_container_bytes(f) == 1 ? c->t_i8 : c->t_i16;
 	w = LLVMBuildTrunc(c->b, w, vec(wt, G->vw), "");
-	vstore(c, w, elt(c, wt, T->y, lin), mask, (unsigned)lns_container_bytes(f));
+	cg_vstore(c, w, elt(c, wt, T->y, lin), mask, (unsigned)lns_container_bytes(f));
 }
 
 /* dW (y, elements lin..) quantised to its format and decoded: the gradient Madam sees (NaN in
@@ -674,24 +728,26 @@ static void madam_apply(CgCtx *c, const Gemm *G, const Task *T, LLVMValueRef gw,
 	LLVMTypeRef wt = lns_container_bytes(fw) == 1 ? c->t_i8 : c->t_i16, vwt = vec(wt, G->vw);
 	unsigned wb = (unsigned)lns_container_bytes(fw);
 	LLVMValueRef pw = elt(c, wt, T->w, lin), pv = elt(c, c->t_f32, T->v, lin);
-	LLVMValueRef w0 = LLVMBuildZExt(c->b, vload(c, vwt, pw, mask, wb), c->t_vi32, "");
-	LLVMValueRef v0 = vload(c, c->t_vf32, pv, mask, 4), v1 = v0;
+	LLVMValueRef w0 = LLVMBuildZExt(c->b, cg_vload(c, vwt, pw, mask, wb), c->t_vi32, "");
+	LLVMValueRef v0 = cg_vload(c, c->t_vf32, pv, mask, 4), v1 = v0;
 	LLVMValueRef w1 = cg_lns_madam(c, fw, &G->madam->attr.opt, T->lr, T->step, w0, gw, &v1,
 				       T->keyw, cg_lns_lane_idx(c, lin, G->vw));
 	LLVMValueRef ok = is_finite(c, gw);
 	w1 = LLVMBuildSelect(c->b, ok, w1, w0, "");
 	v1 = LLVMBuildSelect(c->b, ok, v1, v0, "");
-	vstore(c, LLVMBuildTrunc(c->b, w1, vwt, ""), pw, mask, wb);
-	vstore(c, v1, pv, mask, 4);
+	cg_vstore(c, LLVMBuildTrunc(c->b, w1, vwt, ""), pw, mask, wb);
+	cg_vstore(c, v1, pv, mask, 4);
 }
 
-/* beta * C at row i, columns j.. (i64 values; masked lanes are not read). */
-static LLVMValueRef c_term(CgCtx *c, const Gemm *G, const Task *T, LLVMValueRef i,
-			   LLVMValueRef j, LLVMValueRef mask)
+/* beta * C at row i, columns j.. of output matrix ob (i64 values; masked lanes are not read). */
+static LLVMValueRef c_term(CgCtx *c, const Gemm *G, const Task *T, LLVMValueRef ob,
+			   LLVMValueRef i, LLVMValueRef j, LLVMValueRef mask)
 {
 	LLVMValueRef off = mul(c, i, G->csm), cv;
+	if (G->cmod > 1)
+		off = add(c, off, mul(c, LLVMBuildSRem(c->b, ob, i64c(c, G->cmod), ""), G->M));
 	if (G->csn) {
-		cv = vload(c, c->t_vf32, elt(c, c->t_f32, T->cbase, add(c, off, j)), mask, 4);
+		cv = cg_vload(c, c->t_vf32, elt(c, c->t_f32, T->cbase, add(c, off, j)), mask, 4);
 	} else {
 		LLVMValueRef s = load(c, c->t_f32, elt(c, c->t_f32, T->cbase, off), 4);
 		cv = cg_splat(c, s, G->vw);
@@ -712,7 +768,7 @@ static void finish_acc(CgCtx *c, const Gemm *G, const Task *T, LLVMValueRef acc,
 	if (G->alpha != 1.0f)
 		y = LLVMBuildFMul(c->b, y, cg_vf32(c, G->alpha, G->vw), "");
 	if (G->cv)
-		y = LLVMBuildFAdd(c->b, y, c_term(c, G, T, i, j, mask), "");
+		y = LLVMBuildFAdd(c->b, y, c_term(c, G, T, ob, i, j, mask), "");
 	if (G->relu) {
 		bad = LLVMBuildNot(c->b, is_finite(c, y), "");
 		LLVMValueRef z = LLVMConstNull(c->t_vf32);
@@ -720,8 +776,8 @@ static void finish_acc(CgCtx *c, const Gemm *G, const Task *T, LLVMValueRef acc,
 	}
 	track_amax(c, T, y, mask, bad);
 	switch (T->kind) {
-	case OUT_F32: vstore(c, y, elt(c, c->t_f32, T->y, lin), mask, 4); break;
-	case OUT_TEMP: vstore(c, y, elt(c, c->t_f32, T->temp, lin), mask, 4); break;
+	case OUT_F32: cg_vstore(c, y, elt(c, c->t_f32, T->y, lin), mask, 4); break;
+	case OUT_TEMP: cg_vstore(c, y, elt(c, c->t_f32, T->temp, lin), mask, 4); break;
 	case OUT_ENC: encode_store(c, G, T, y, lin, mask); break;
 	case OUT_MADAM: store(c, madam_grad(c, G, T, y, lin, mask), slot, 4); break;
 	}
@@ -921,7 +977,7 @@ static LLVMValueRef emit_madam_pass(CgCtx *c, const Gemm *G)
 	CgLoop L;
 	LLVMValueRef e = cg_loop_begin(c, &L, e0, e1, G->vw, "pe");
 	LLVMValueRef mask = total % G->vw ? lanes_below(c, e, total, G->vw) : NULL;
-	LLVMValueRef y = vload(c, c->t_vf32, elt(c, c->t_f32, T.temp, e), mask, 4);
+	LLVMValueRef y = cg_vload(c, c->t_vf32, elt(c, c->t_f32, T.temp, e), mask, 4);
 	madam_apply(c, G, &T, madam_grad(c, G, &T, y, e, mask), e, mask);
 	cg_loop_end(c, &L);
 	task_slot(c, G, &T, t);
@@ -1088,24 +1144,72 @@ static void layout(const CgCtx *c, Gemm *G)
 	G->bytes = off;
 }
 
-static void setup(const CgCtx *c, const IrNode *n, Gemm *G)
+/* A convolution's operand: plain when its view is a strided matrix, else packed through the
+ * view along the side whose vectors need the fewest memory runs (o on ties: no transpose). */
+static void conv_opnd(const Gemm *G, Opnd *o, const CgConvOpnd *s, int64_t outer, int r)
+{
+	int64_t so, sk;
+	opnd_init(o, s->v, outer, 0, 0, s->mat, r);
+	o->nmat = s->nmat;
+	if (cg_view_plain(&s->view, &so, &sk)) {
+		o->so = so, o->sk = sk;
+		return;
+	}
+	o->view = &s->view;
+	int ro = cg_view_runs(o->view, 0, (int)min64(r, G->vw));
+	int rk = cg_view_runs(o->view, 1, block_side(G, o));
+	o->vdir = rk && (!ro || rk < ro);
+}
+
+/* Conv, ConvGradX, ConvGradW: the GEMM cg_conv.c describes; A's and B's matrices for output
+ * matrix ob are ob % nmat; Conv's bias is a C of one value per row, per group. */
+static int setup_conv(const CgCtx *c, const IrNode *n, Gemm *G, int report)
+{
+	CgConvGemm *s = &G->conv;
+	if (cg_conv_gemm(report ? c->g : NULL, n, s))
+		return -1;
+	G->M = s->M, G->N = s->N, G->K = s->K, G->nb = s->nb;
+	G->alpha = G->beta = 1.0f;
+	conv_opnd(G, &G->a, &s->a, G->M, G->mr);
+	conv_opnd(G, &G->b, &s->b, G->N, G->nr);
+	if (s->bias) {
+		G->cv = s->bias;
+		G->csm = 1, G->csn = 0, G->cmod = s->group;
+	}
+	if (G->nb <= 1)
+		return 0;
+	G->bat = malloc(sizeof(int32_t) * (size_t)(2 * G->nb));
+	if (!G->bat)
+		abort();
+	for (int64_t ob = 0; ob < G->nb; ob++) {
+		G->bat[2 * ob] = (int32_t)(ob % s->a.nmat);
+		G->bat[2 * ob + 1] = (int32_t)(ob % s->b.nmat);
+	}
+	return 0;
+}
+
+/* report: diagnostics for a node the kernels cannot run (else only the -1). */
+static int setup(const CgCtx *c, const IrNode *n, Gemm *G, int report)
 {
 	memset(G, 0, sizeof *G);
 	G->n = n;
 	tile_shape(c, G);
 	if (n->op == IR_OP_GEMM)
 		setup_gemm(n, G);
-	else
+	else if (n->op == IR_OP_MATMUL)
 		setup_matmul(n, G);
+	else if (setup_conv(c, n, G, report))
+		return -1;
 	layout(c, G);
+	return 0;
 }
 
 size_t cg_gemm_workspace(const CgCtx *c, const IrNode *n)
 {
 	Gemm G;
-	setup(c, n, &G);
+	size_t bytes = setup(c, n, &G, 0) ? 0 : G.bytes;
 	free(G.bat);
-	return G.bytes;
+	return bytes;
 }
 
 /* ---- the step's side: phases, reductions, scale offsets ---- */
@@ -1224,7 +1328,10 @@ static void run_encoded(CgCtx *c, const Gemm *G)
 static int emit(CgCtx *c, const IrNode *n)
 {
 	Gemm G;
-	setup(c, n, &G);
+	if (setup(c, n, &G, 1)) {
+		free(G.bat);
+		return -1;
+	}
 	if (G.nb * G.M * G.N > 0) {
 		run(c, emit_pack_task(c, &G), G.a.ntask + G.b.ntask + (G.ccopy ? 1 : 0));
 		if (G.enc)
@@ -1242,6 +1349,11 @@ int cg_emit_gemm(CgCtx *c, const IrNode *n)
 }
 
 int cg_emit_matmul(CgCtx *c, const IrNode *n)
+{
+	return emit(c, n);
+}
+
+int cg_emit_conv(CgCtx *c, const IrNode *n)
 {
 	return emit(c, n);
 }

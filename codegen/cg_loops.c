@@ -75,6 +75,38 @@ LLVMValueRef cg_intrinsic(CgCtx *c, const char *name, LLVMTypeRef ty, LLVMValueR
 	return LLVMBuildCall2(c->b, fty, fn, args, (unsigned)nargs, "");
 }
 
+LLVMValueRef cg_intrinsic_n(CgCtx *c, const char *name, LLVMTypeRef *tys, int ntys,
+			     LLVMValueRef *args, int nargs)
+{
+	unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+	LLVMValueRef fn = LLVMGetIntrinsicDeclaration(c->mod, id, tys, (size_t)ntys);
+	LLVMTypeRef fty = LLVMIntrinsicGetType(c->llctx, id, tys, (size_t)ntys);
+	return LLVMBuildCall2(c->b, fty, fn, args, (unsigned)nargs, "");
+}
+
+LLVMValueRef cg_vload(CgCtx *c, LLVMTypeRef vt, LLVMValueRef p, LLVMValueRef mask, unsigned align)
+{
+	if (!mask) {
+		LLVMValueRef v = LLVMBuildLoad2(c->b, vt, p, "");
+		LLVMSetAlignment(v, align);
+		return v;
+	}
+	LLVMTypeRef tys[2] = {vt, c->t_ptr};
+	LLVMValueRef args[4] = {p, cg_i32(c, (int64_t)align), mask, LLVMConstNull(vt)};
+	return cg_intrinsic_n(c, "llvm.masked.load", tys, 2, args, 4);
+}
+
+void cg_vstore(CgCtx *c, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask, unsigned align)
+{
+	if (!mask) {
+		LLVMSetAlignment(LLVMBuildStore(c->b, v, p), align);
+		return;
+	}
+	LLVMTypeRef tys[2] = {LLVMTypeOf(v), c->t_ptr};
+	LLVMValueRef args[4] = {v, p, cg_i32(c, (int64_t)align), mask};
+	cg_intrinsic_n(c, "llvm.masked.store", tys, 2, args, 4);
+}
+
 LLVMValueRef cg_extern_fn(CgCtx *c, const char *name, LLVMTypeRef fty)
 {
 	LLVMValueRef f = LLVMGetNamedFunction(c->mod, name);

@@ -1,5 +1,5 @@
-/* cg_move.c: data movement kernels (Reshape and the other copies, Transpose, Slice, Concat)
- * and Cast.
+/* cg_move.c: data movement kernels (Reshape and the other copies, Transpose, Slice, Concat,
+ * Pad) and Cast.
  *
  * A move runs in one of three modes. Between identical LNS formats (one input) it moves the
  * codes and the output keeps the input's k (cg_on_codes); for non-float dtypes it moves
@@ -444,6 +444,100 @@ static int emit_cast(CgCtx *c, const IrNode *n)
 	return 0;
 }
 
+/* ---- Pad (constant mode) ---- */
+
+/* The padding element of a raw or code move (an integer of es bytes), as the interpreter's
+ * pad_element: LNS words encode the value in the input's format with its k this step (round
+ * to nearest; 0 is word 0), other dtypes convert it as Cast does. */
+static LLVMValueRef pad_raw_elem(CgCtx *c, const Mv *m, float value)
+{
+	const IrType *t = m->n->in[0]->type;
+	if (m->mode == MODE_RAW)
+		return cast_to(c, dconst(c, value), IR_DT_F64, t->dt);
+	LLVMTypeRef et = LLVMIntTypeInContext(c->llctx, (unsigned)(8 * m->es));
+	if (value == 0.0f)
+		return LLVMConstNull(et);
+	LnsFormat f = t->fmt;
+	f.round = LNS_ROUND_NEAREST;
+	if (f.underflow == LNS_UF_STOCHASTIC)
+		f.underflow = LNS_UF_ZERO;
+	LLVMValueRef w = cg_lns_encode(c, f, cg_value_k(c, m->n->in[0]), cg_vf32(c, value, 1), NULL,
+				       NULL, NULL);
+	return LLVMBuildTrunc(c->b, LLVMBuildExtractElement(c->b, w, cg_i32(c, 0), ""), et, "");
+}
+
+/* cnt padding elements from output element di on. */
+static void pad_fill(CgCtx *c, Mv *m, LLVMValueRef elem, float value, LLVMValueRef di,
+		     LLVMValueRef cnt)
+{
+	int vec = m->mode == MODE_F32;
+	LLVMValueRef vend = vec ? LLVMBuildAnd(c->b, cnt, cg_i64(c, ~(int64_t)(c->vw - 1)), "")
+				: cg_i64(c, 0);
+	for (int pass = !vec; pass < 2; pass++) {
+		int L = pass ? 1 : c->vw;
+		CgLoop lp;
+		LLVMValueRef j =
+		    cg_loop_begin(c, &lp, pass ? vend : cg_i64(c, 0), pass ? cnt : vend, L, "pad");
+		LLVMValueRef e = LLVMBuildAdd(c->b, di, j, "");
+		if (vec) {
+			cg_dst_store(c, &m->task, &m->dst, e, cg_vf32(c, value, L));
+		} else {
+			LLVMValueRef p = cg_gep(c, m->out, LLVMBuildMul(c->b, e, cg_i64(c, m->es), ""));
+			LLVMSetAlignment(LLVMBuildStore(c->b, elem, p), 1);
+		}
+		cg_loop_end(c, &lp);
+	}
+}
+
+/* Row by row over the output's last dimension, as ir_k_pad: a row whose outer index falls in
+ * a pad is all padding; otherwise padding, the input row's kept part, padding. Negative pads
+ * crop. */
+static int emit_pad(CgCtx *c, const IrNode *n)
+{
+	const IrAttrPad *a = &n->attr.pad;
+	const IrType *ti = n->in[0]->type, *to = n->out[0]->type;
+	int r = ti->rank;
+	int64_t ist[IR_MAX_RANK], last = to->dims[r - 1], rows = to->numel / (last ? last : 1);
+	for (int d = r - 1; d >= 0; d--)
+		ist[d] = d == r - 1 ? 1 : ist[d + 1] * ti->dims[d + 1];
+	int64_t pb = a->pads[r - 1], lo = pb > 0 ? pb : 0;
+	int64_t hi = ti->dims[r - 1] + pb < last ? ti->dims[r - 1] + pb : last;
+	Mv m;
+	mv_begin(c, &m, n, "pad", rows, last);
+	LLVMValueRef elem = m.mode == MODE_F32 ? NULL : pad_raw_elem(c, &m, a->value);
+	CgLoop L;
+	LLVMValueRef row = cg_loop_begin(c, &L, m.task.lo, m.task.hi, 1, "row");
+	LLVMValueRef di = LLVMBuildMul(c->b, row, cg_i64(c, last), "");
+	LLVMValueRef inside = LLVMConstInt(c->t_i1, hi > lo, 0), off = cg_i64(c, 0), idx = row;
+	for (int d = r - 2; d >= 0 && hi > lo; d--) {
+		LLVMValueRef q = LLVMBuildURem(c->b, idx, cg_i64(c, to->dims[d]), "");
+		idx = LLVMBuildUDiv(c->b, idx, cg_i64(c, to->dims[d]), "");
+		LLVMValueRef sd = LLVMBuildSub(c->b, q, cg_i64(c, a->pads[d]), "");
+		inside = LLVMBuildAnd(
+		    c->b, inside,
+		    LLVMBuildICmp(c->b, LLVMIntULT, sd, cg_i64(c, ti->dims[d]), ""), "");
+		off = LLVMBuildAdd(c->b, off, LLVMBuildMul(c->b, sd, cg_i64(c, ist[d]), ""), "");
+	}
+	LLVMBasicBlockRef bin = LLVMAppendBasicBlockInContext(c->llctx, c->fn, "pad_in");
+	LLVMBasicBlockRef bout = LLVMAppendBasicBlockInContext(c->llctx, c->fn, "pad_out");
+	LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->llctx, c->fn, "pad_done");
+	LLVMBuildCondBr(c->b, inside, bin, bout);
+	LLVMPositionBuilderAtEnd(c->b, bin);
+	pad_fill(c, &m, elem, a->value, di, cg_i64(c, lo));
+	mv_run(c, &m, 0, LLVMBuildAdd(c->b, off, cg_i64(c, lo - pb), ""),
+	       LLVMBuildAdd(c->b, di, cg_i64(c, lo), ""), cg_i64(c, hi - lo));
+	pad_fill(c, &m, elem, a->value, LLVMBuildAdd(c->b, di, cg_i64(c, hi), ""),
+		 cg_i64(c, last - hi));
+	LLVMBuildBr(c->b, done);
+	LLVMPositionBuilderAtEnd(c->b, bout);
+	pad_fill(c, &m, elem, a->value, di, cg_i64(c, last));
+	LLVMBuildBr(c->b, done);
+	LLVMPositionBuilderAtEnd(c->b, done);
+	cg_loop_end(c, &L);
+	mv_end(c, &m);
+	return 0;
+}
+
 /* ---- entry points for the table ---- */
 
 int cg_emit_copy(CgCtx *c, const IrNode *n)
@@ -471,4 +565,9 @@ int cg_emit_concat(CgCtx *c, const IrNode *n)
 int cg_emit_cast(CgCtx *c, const IrNode *n)
 {
 	return emit_cast(c, n);
+}
+
+int cg_emit_pad(CgCtx *c, const IrNode *n)
+{
+	return emit_pad(c, n);
 }

@@ -1,5 +1,6 @@
 /* cg_update.c: the optimizer updates as vectorised kernels: Madam on LNS weight codes, SGD
- * (momentum, weight decay) and Adam on f32 or LNS weights.
+ * (momentum, weight decay) and Adam on f32 or LNS weights; and Assign, the copy of a
+ * BatchNormalization's new running statistics into the state.
  *
  * Each is one elementwise pass over the parameter, its gradient (decoded when LNS) and its
  * optimizer state, in tasks split by size. The fp32 arithmetic is the interpreter's, operation
@@ -245,4 +246,31 @@ int cg_emit_adam(CgCtx *c, const IrNode *n)
 	adam_scalars(c, &u);
 	upd_loops(c, &u, adam_at);
 	return upd_end(c, &u);
+}
+
+/* ---- Assign: a running statistic S = X (X decoded when LNS) ---- */
+
+static void assign_at(CgCtx *c, Upd *u, LLVMValueRef e, int L)
+{
+	stv(c, u->w, e, cg_src_load(c, &u->g, e, L));
+}
+
+int cg_emit_assign(CgCtx *c, const IrNode *n)
+{
+	if (n->in[0]->type->dt != IR_DT_F32) {
+		ir_node_error(c->g, n, IR_ERR_UNSUPPORTED, "'%s' is %s; running statistics are f32",
+		              n->in[0]->name, ir_dtype_name(n->in[0]->type->dt));
+		return -1;
+	}
+	Upd u;
+	memset(&u, 0, sizeof u);
+	u.n = n;
+	char name[64];
+	cg_task_begin(c, &u.task, cg_task_name(c, n, "assign", name, sizeof name),
+	              n->in[1]->type->numel, 1, 64);
+	u.w = cg_value_ptr(c, n->in[0]);
+	cg_src_open(c, &u.g, n->in[1]);
+	upd_loops(c, &u, assign_at);
+	cg_task_end(c, &u.task);
+	return 0;
 }

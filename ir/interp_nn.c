@@ -15,7 +15,8 @@
  * The gradients are the same two GEMMs rearranged: dX scatters W^T dY back through the taps
  * (col2im), dW accumulates dY col^T over images and chunks. Chunks are as large as the kernel
  * scratch bound allows (ir_interp_scratch), so small images go in one piece. Reductions
- * (BatchNormalization's statistics and sums, average pools) run in double.
+ * (BatchNormalization's statistics and sums, average pools) run in double, the long ones in
+ * the IR_SUM_LANES order (ir.h) that vectorised code can follow exactly.
  */
 #include <math.h>
 #include <string.h>
@@ -253,23 +254,46 @@ static void bn_shape(const IrType *x, int64_t *N, int64_t *C, int64_t *S)
 		*S *= x->dims[i];
 }
 
-/* Mean and biased variance of channel c over N and the spatial dims, two passes in double,
- * rounded to f32 (the values the node outputs and its gradient reads). */
+/* A reduction in the IR_SUM_LANES order (ir.h): lane_add(s, j, n, v) adds v, element j of a
+ * run of n, and lane_total gives the result. */
+typedef struct LaneSum {
+	double lane[IR_SUM_LANES], tail;
+} LaneSum;
+
+static void lane_add(LaneSum *s, int64_t j, int64_t n, double v)
+{
+	if (j < n / IR_SUM_LANES * IR_SUM_LANES)
+		s->lane[j % IR_SUM_LANES] += v;
+	else
+		s->tail += v;
+}
+
+static double lane_total(const LaneSum *s)
+{
+	double t = s->tail;
+	for (int l = 0; l < IR_SUM_LANES; l++)
+		t += s->lane[l];
+	return t;
+}
+
+/* Mean and biased variance of channel c over N and the spatial dims, two passes in double
+ * (runs of S per image), rounded to f32 (the values the node outputs and its gradient reads). */
 static void channel_stats(const float *x, int64_t N, int64_t C, int64_t S, int64_t c,
 			  float *mean, float *var)
 {
-	double s = 0.0, ss = 0.0, cnt = (double)(N * S);
+	LaneSum s = {{0}, 0}, ss = {{0}, 0};
+	double cnt = (double)(N * S);
 	for (int64_t i = 0; i < N; i++)
 		for (int64_t e = 0; e < S; e++)
-			s += x[(i * C + c) * S + e];
-	double m = s / cnt;
+			lane_add(&s, e, S, x[(i * C + c) * S + e]);
+	double m = lane_total(&s) / cnt;
 	for (int64_t i = 0; i < N; i++)
 		for (int64_t e = 0; e < S; e++) {
 			double d = x[(i * C + c) * S + e] - m;
-			ss += d * d;
+			lane_add(&ss, e, S, d * d);
 		}
 	*mean = (float)m;
-	*var = (float)(ss / cnt);
+	*var = (float)(lane_total(&ss) / cnt);
 }
 
 /* Inputs (X, scale, B, running_mean, running_var); outputs (Y, running_mean',
@@ -324,13 +348,14 @@ int ir_k_batch_norm_grad(IrInterp *ip, const IrNode *n, const IrTensor *in, IrTe
 	double cnt = (double)(N * S);
 	for (int64_t c = 0; c < C; c++) {
 		double inv = 1.0 / sqrt((double)bv[c] + n->attr.bn.epsilon), m = bm[c];
-		double sdy = 0.0, sdyx = 0.0;
+		LaneSum s1 = {{0}, 0}, s2 = {{0}, 0};
 		for (int64_t i = 0; i < N; i++)
 			for (int64_t e = 0; e < S; e++) {
 				int64_t k = (i * C + c) * S + e;
-				sdy += dy[k];
-				sdyx += dy[k] * (x[k] - m) * inv;
+				lane_add(&s1, e, S, dy[k]);
+				lane_add(&s2, e, S, dy[k] * (x[k] - m) * inv);
 			}
+		double sdy = lane_total(&s1), sdyx = lane_total(&s2);
 		db[c] = (float)sdy;
 		dscale[c] = (float)sdyx;
 		double f = scale[c] * inv / cnt;
@@ -419,13 +444,24 @@ static int64_t avg_count(const Geo *q, const Win *w, int include_pad)
 	return (int64_t)(a1 - a0) * (b1 - b0);
 }
 
-/* AveragePool and GlobalAveragePool (sums in double); an empty window gives 0. */
+/* AveragePool and GlobalAveragePool (sums in double: window order, or for the global pool
+ * the IR_SUM_LANES order over the plane); an empty window gives 0. */
 int ir_k_avg_pool(IrInterp *ip, const IrNode *n, const IrTensor *in, IrTensor *out)
 {
 	(void)ip;
 	Geo q = pool_geo(&n->attr.pool, in[0].type, out[0].type);
 	const float *x = in[0].data;
 	float *y = out[0].data;
+	if (n->op == IR_OP_GLOBAL_AVG_POOL) {
+		int64_t hw = q.H * q.W;
+		for (int64_t pl = 0; pl < q.N * q.C; pl++) {
+			LaneSum s = {{0}, 0};
+			for (int64_t e = 0; e < hw; e++)
+				lane_add(&s, e, hw, x[pl * hw + e]);
+			y[pl] = (float)(lane_total(&s) / (double)hw);
+		}
+		return 0;
+	}
 	for (int64_t pl = 0; pl < q.N * q.C; pl++)
 		for (int64_t oh = 0; oh < q.OH; oh++)
 			for (int64_t ow = 0; ow < q.OW; ow++) {

@@ -400,6 +400,15 @@ typedef struct IrTensor {
 
 typedef struct IrInterp IrInterp;
 
+/* Long reductions (BatchNormalization's statistics and sums, GlobalAveragePool) sum in double
+ * in an order both backends can run fast: each contiguous run of the reduced elements (a
+ * channel's row of one image, a plane) feeds IR_SUM_LANES interleaved lane sums (element j of
+ * the run to lane j % IR_SUM_LANES) up to its last whole multiple of the lanes, the rest
+ * into one tail sum; the result is the tail sum plus the lanes added to it in lane order.
+ * The LLVM backend keeps the lanes in one <IR_SUM_LANES x double> vector whatever its vector
+ * width, so the two agree bit for bit. */
+enum { IR_SUM_LANES = 16 };
+
 /* Per-node kernel. Inputs that are LNS are decoded to f32 by the executor before the call and
  * LNS outputs are encoded after, unless the op is RAW, or a one-input data move or code-exact
  * op (Relu, Neg) whose input and output share an LNS format: those see the words (the output
