@@ -504,8 +504,9 @@ static const char grad_help[] =
 	"One forward/backward on the given batch (ONNX TensorProto files). The loss is softmax\n"
 	"cross-entropy on the first output for int64 labels [N], MSE for float labels of the\n"
 	"output's shape. Writes DIR/loss.pb, each graph output, grad_<initializer>.pb for every\n"
-	"parameter, and DIR/manifest.json. The default backend is llvm (compiled for this\n"
-	"machine); interp is the reference interpreter.\n";
+	"parameter, state_<initializer>.pb for every running statistic (BatchNormalization's\n"
+	"running mean and variance after the step), and DIR/manifest.json. The default backend\n"
+	"is llvm (compiled for this machine); interp is the reference interpreter.\n";
 
 static const char eval_help[] =
 	"usage: lnsc eval MODEL.onnx --input NAME=FILE.pb [...] -o DIR [--recipe " PASS_RECIPES_BAR "]\n"
@@ -601,6 +602,13 @@ static int write_value(IrCtx *c, Runner *r, IrArena *ar, const char *dir, const 
 	return fe_tensor_write(c, path, name, t, buf);
 }
 
+/* A running statistic (BatchNormalization's running mean or variance): state of no
+ * parameter, which the step's Assign moves; lnsc grad writes it after the step. */
+static int is_running_stat(const IrValue *v)
+{
+	return v->role == IR_ROLE_STATE && !v->param;
+}
+
 static int write_manifest(IrCtx *c, IrGraph *g, IrArena *ar, const char *dir, int with_grads)
 {
 	const char *path = ir_arena_printf(ar, "%s/manifest.json", dir);
@@ -634,6 +642,17 @@ static int write_manifest(IrCtx *c, IrGraph *g, IrArena *ar, const char *dir, in
 			fprintf(f, ": ");
 			json_str(f, sanitize(ar, "grad_", p->name));
 		}
+		fprintf(f, "\n  },\n  \"state\": {");
+		k = 0;
+		for (int i = 0; i < g->values.n; i++) {
+			IrValue *v = IR_VALUE(g, i);
+			if (!is_running_stat(v))
+				continue;
+			fprintf(f, "%s\n    ", k++ ? "," : "");
+			json_str(f, v->name);
+			fprintf(f, ": ");
+			json_str(f, sanitize(ar, "state_", v->name));
+		}
 		fprintf(f, "\n  }");
 	}
 	fprintf(f, "\n}\n");
@@ -660,6 +679,11 @@ static int write_results(IrCtx *c, IrGraph *g, Runner *r, const char *dir, int w
 		if (p->grad)
 			rc = write_value(c, r, ar, dir, sanitize(ar, "grad_", p->name), p->grad,
 					 p->name);
+	}
+	for (int i = 0; with_grads && !rc && i < g->values.n; i++) {
+		IrValue *v = IR_VALUE(g, i);
+		if (is_running_stat(v))
+			rc = write_value(c, r, ar, dir, sanitize(ar, "state_", v->name), v, v->name);
 	}
 	if (!rc)
 		rc = write_manifest(c, g, ar, dir, with_grads);

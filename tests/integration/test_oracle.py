@@ -1,23 +1,30 @@
 #!/usr/bin/python3
-"""test_oracle.py: check `lnsc grad --recipe fp32` against the PyTorch oracle fixtures.
+"""test_oracle.py: check `lnsc grad --recipe fp32` against the PyTorch oracle fixtures, on
+both backends.
 
 Design: every directory under tests/oracle/fixtures (made by tests/oracle/make_fixtures.py)
 holds model.onnx, input_*.pb (the TensorProto's name is the graph input's name), labels.pb
-and expected/ with the loss, each graph output, the gradient of each float initializer and a
-manifest.json in the schema lnsc writes. For each fixture this runs `$LNSC_BIN grad` into a
-temporary directory and compares, through both manifests, the loss, every output and every
-gradient: a tensor passes iff its shape and dtype match and for every element
+and expected/ with the loss, each graph output, the gradient of each float initializer, each
+running statistic after the step (BatchNormalization's running mean and variance, the
+manifest's "state") and a manifest.json in the schema lnsc writes. For each fixture and each
+backend (`--backend interp`, the reference interpreter, and `--backend llvm`, the compiled
+step; --backend picks one) this runs `$LNSC_BIN grad` into a temporary directory and
+compares, through both manifests, the loss, every output, every gradient and every running
+statistic: a tensor passes iff its shape and dtype match and for every element
 |a - b| <= 1e-4 |b| + 1e-5 max|b| (b expected, max over the tensor). The printed "rel err" is
 max |a - b| / (|b| + 0.1 max|b|), so a tensor passes iff it is <= 1e-4. A missing file, a
-missing or extra output or gradient name, or a non-zero exit is a failure. Each model is then
-rerun with a different --seed: the fixtures use Dropout only with ratio 0, so the loss must be
-bit-identical. Ends with `oracle: N passed, M failed`; exit status 1 if anything failed.
+missing or extra output, gradient or state name, or a non-zero exit is a failure. Each model
+is then rerun with a different --seed: the fixtures use Dropout only with ratio 0, so the loss
+must be bit-identical. Prints, per backend, the fixtures passed and failed, the tensors
+compared and the worst rel err (and where); ends with `oracle: N passed, M failed` over all
+(fixture, backend) runs; exit status 1 if anything failed.
 
 Environment: LNSC_BIN (the lnsc binary), LNSC_SRC (source root; fixtures default to
 $LNSC_SRC/tests/oracle/fixtures, else the copy beside this script).
 """
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -31,23 +38,25 @@ from onnx import numpy_helper
 
 RTOL, STOL = 1e-4, 1e-5      # element tolerance: RTOL*|b| + STOL*max|b|
 RERUN_SEED = "987654321"
+BACKENDS = ("interp", "llvm")
 
 
 def load_pb(path: str) -> np.ndarray:
     return numpy_helper.to_array(onnx.load_tensor(path))
 
 
-def compare(a: np.ndarray, b: np.ndarray) -> Tuple[bool, str]:
-    """a: lnsc's tensor, b: expected. Returns (ok, description)."""
+def compare(a: np.ndarray, b: np.ndarray) -> Tuple[bool, float, str]:
+    """a: lnsc's tensor, b: expected. Returns (ok, rel err (inf if not comparable),
+    description)."""
     if a.shape != b.shape:
-        return False, f"shape {list(a.shape)} != expected {list(b.shape)}"
+        return False, math.inf, f"shape {list(a.shape)} != expected {list(b.shape)}"
     if a.dtype != b.dtype:
-        return False, f"dtype {a.dtype} != expected {b.dtype}"
+        return False, math.inf, f"dtype {a.dtype} != expected {b.dtype}"
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     if a.size == 0:
-        return True, "empty"
+        return True, 0.0, "empty"
     if not np.all(np.isfinite(a64)):
-        return False, f"{int(np.sum(~np.isfinite(a64)))} non-finite values"
+        return False, math.inf, f"{int(np.sum(~np.isfinite(a64)))} non-finite values"
     scale = float(np.max(np.abs(b64)))
     err = np.abs(a64 - b64)
     denom = np.abs(b64) + (STOL / RTOL) * scale
@@ -57,7 +66,7 @@ def compare(a: np.ndarray, b: np.ndarray) -> Tuple[bool, str]:
     ok = bool(np.all(err <= RTOL * np.abs(b64) + STOL * scale))
     idx = np.unravel_index(i, a.shape) if a.ndim else ()
     at = f"at {list(int(k) for k in idx)}: {a64.reshape(-1)[i]:.7g} vs {b64.reshape(-1)[i]:.7g}"
-    return ok, f"rel err {worst:.2e}" + ("" if ok else f" > {RTOL:g} ({at})")
+    return ok, worst, f"rel err {worst:.2e}" + ("" if ok else f" > {RTOL:g} ({at})")
 
 
 def fixture_inputs(fdir: str) -> List[Tuple[str, str]]:
@@ -70,13 +79,14 @@ def fixture_inputs(fdir: str) -> List[Tuple[str, str]]:
     return out
 
 
-def run_grad(lnsc: str, fdir: str, outdir: str, timeout: float,
+def run_grad(lnsc: str, backend: str, fdir: str, outdir: str, timeout: float,
              seed: Optional[str]) -> Tuple[Optional[str], Optional[Dict]]:
     """Runs lnsc grad; returns (error message or None, manifest)."""
     cmd = [lnsc, "grad", os.path.join(fdir, "model.onnx")]
     for name, path in fixture_inputs(fdir):
         cmd += ["--input", f"{name}={path}"]
-    cmd += ["--labels", os.path.join(fdir, "labels.pb"), "-o", outdir, "--recipe", "fp32"]
+    cmd += ["--labels", os.path.join(fdir, "labels.pb"), "-o", outdir, "--recipe", "fp32",
+            "--backend", backend]
     if seed is not None:
         cmd += ["--seed", seed]
     try:
@@ -97,20 +107,34 @@ def run_grad(lnsc: str, fdir: str, outdir: str, timeout: float,
         return f"bad manifest.json: {e}", None
 
 
-def check_fixture(lnsc: str, fdir: str, timeout: float, keep: bool) -> Tuple[bool, List[str]]:
+class Result:
+    """One (fixture, backend) run: verdict, report lines, tensors compared, worst rel err."""
+
+    def __init__(self) -> None:
+        self.ok = True
+        self.lines: List[str] = []
+        self.tensors = 0
+        self.worst, self.where = 0.0, ""
+
+
+def check_fixture(lnsc: str, backend: str, fdir: str, timeout: float, keep: bool) -> Result:
     name = os.path.basename(fdir)
-    lines: List[str] = []
+    res = Result()
+    lines = res.lines
     with open(os.path.join(fdir, "expected", "manifest.json")) as f:
         exp = json.load(f)
-    tmp = tempfile.mkdtemp(prefix=f"lnsc_oracle_{name}_")
+    exp.setdefault("state", {})
+    tmp = tempfile.mkdtemp(prefix=f"lnsc_oracle_{name}_{backend}_")
     out1, out2 = os.path.join(tmp, "run"), os.path.join(tmp, "seed")
     try:
-        err, got = run_grad(lnsc, fdir, out1, timeout, None)
+        err, got = run_grad(lnsc, backend, fdir, out1, timeout, None)
         if err:
-            return False, [f"    grad: {err}"]
+            res.ok = False
+            lines.append(f"    grad: {err}")
+            return res
         ok = True
-        # Names first: missing or extra outputs / gradients are failures.
-        for key in ("outputs", "gradients"):
+        # Names first: missing or extra outputs / gradients / running statistics fail.
+        for key in ("outputs", "gradients", "state"):
             have, want = set(got.get(key, {})), set(exp[key])
             if have != want:
                 ok = False
@@ -121,6 +145,8 @@ def check_fixture(lnsc: str, fdir: str, timeout: float, keep: bool) -> Tuple[boo
         pairs = [("loss", got.get("loss"), exp["loss"])]
         pairs += [(f"output {k}", got["outputs"].get(k), v) for k, v in exp["outputs"].items()]
         pairs += [(f"grad {k}", got["gradients"].get(k), v) for k, v in exp["gradients"].items()]
+        pairs += [(f"state {k}", got.get("state", {}).get(k), v)
+                  for k, v in exp["state"].items()]
         for label, gfile, efile in pairs:
             if gfile is None:
                 continue  # already reported as missing
@@ -135,11 +161,14 @@ def check_fixture(lnsc: str, fdir: str, timeout: float, keep: bool) -> Tuple[boo
                 ok = False
                 lines.append(f"    {label}: cannot read {gfile}: {e}")
                 continue
-            good, msg = compare(a, load_pb(os.path.join(fdir, "expected", efile)))
+            good, rel, msg = compare(a, load_pb(os.path.join(fdir, "expected", efile)))
+            res.tensors += 1
+            if rel > res.worst or not res.where:
+                res.worst, res.where = rel, f"{name}: {label}"
             ok &= good
             lines.append(f"    {'ok  ' if good else 'FAIL'} {label:<28} {msg}")
         # Rerun with another seed: no randomness at Dropout ratio 0, so the loss is identical.
-        err, got2 = run_grad(lnsc, fdir, out2, timeout, RERUN_SEED)
+        err, got2 = run_grad(lnsc, backend, fdir, out2, timeout, RERUN_SEED)
         if err:
             ok = False
             lines.append(f"    FAIL rerun with --seed {RERUN_SEED}: {err}")
@@ -153,7 +182,8 @@ def check_fixture(lnsc: str, fdir: str, timeout: float, keep: bool) -> Tuple[boo
             ok &= same
             lines.append(f"    {'ok  ' if same else 'FAIL'} {'loss with --seed ' + RERUN_SEED:<28} "
                          + ("identical" if same else f"differs: {l1} vs {l2}"))
-        return ok, lines
+        res.ok = ok
+        return res
     finally:
         if keep:
             lines.append(f"    (outputs kept in {tmp})")
@@ -168,9 +198,12 @@ def main() -> int:
     ap.add_argument("--bin", default=os.environ.get("LNSC_BIN"), help="lnsc binary ($LNSC_BIN)")
     ap.add_argument("--fixtures", default=os.path.join(src, "tests", "oracle", "fixtures"))
     ap.add_argument("--only", nargs="+", metavar="NAME", help="run only these fixtures")
+    ap.add_argument("--backend", choices=BACKENDS, action="append",
+                    help="run only this backend (repeatable; default: both)")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per lnsc run")
     ap.add_argument("--keep", action="store_true", help="keep lnsc's output directories")
     args = ap.parse_args()
+    backends = args.backend or list(BACKENDS)
 
     fixtures = sorted(d for d in os.listdir(args.fixtures)
                       if os.path.isfile(os.path.join(args.fixtures, d, "model.onnx")))
@@ -182,18 +215,32 @@ def main() -> int:
         return 1
     if not args.bin or not os.access(args.bin, os.X_OK):
         print(f"lnsc binary not found (LNSC_BIN={args.bin!r})")
-        print(f"oracle: 0 passed, {len(fixtures)} failed")
+        print(f"oracle: 0 passed, {len(fixtures) * len(backends)} failed")
         return 1
 
+    summary = []
     npass = nfail = 0
-    for name in fixtures:
-        ok, lines = check_fixture(args.bin, os.path.join(args.fixtures, name), args.timeout,
-                                  args.keep)
-        print(f"{'PASS' if ok else 'FAIL'} {name}", flush=True)
-        for line in lines:
-            print(line)
-        npass += ok
-        nfail += not ok
+    for backend in backends:
+        bpass = bfail = tensors = 0
+        worst, where = 0.0, ""
+        for name in fixtures:
+            res = check_fixture(args.bin, backend, os.path.join(args.fixtures, name),
+                                args.timeout, args.keep)
+            print(f"{'PASS' if res.ok else 'FAIL'} {name} [{backend}]", flush=True)
+            for line in res.lines:
+                print(line)
+            bpass += res.ok
+            bfail += not res.ok
+            tensors += res.tensors
+            if res.worst > worst or not where:
+                worst, where = res.worst, res.where
+        summary.append(f"  {backend:<7} {bpass} passed, {bfail} failed; {tensors} tensors "
+                       f"compared, worst rel err {worst:.2e} ({where})")
+        npass += bpass
+        nfail += bfail
+    print("per backend:")
+    for line in summary:
+        print(line)
     print(f"oracle: {npass} passed, {nfail} failed")
     return 1 if nfail else 0
 

@@ -2,19 +2,33 @@
 """make_fixtures.py: build the small ONNX models and PyTorch-computed expected values that
 tests/integration/test_oracle.py checks `lnsc grad` against.
 
-Design: each fixture is a small model (batch 4-8, widths <= 32), a batch of inputs, labels, and
-the expected loss, graph outputs and gradient of every float initializer, in the layout and
-manifest schema `lnsc grad` writes. Together the models use every op of lnsc's supported set
-over opsets 7, 11, 12, 13 and 17, including the per-opset differences (Squeeze/Unsqueeze axes
-attribute vs input, Softmax/LogSoftmax 2-D coercion vs single axis, Dropout ratio attribute vs
-input, Gemm with optional C). Most are built with onnx.helper for full control of ops and
-attributes; three are realistic torch.onnx.export exports of nn.Modules. The oracle is
-onnx_torch.Evaluator: the ONNX graph executed node by node with torch ops in float64, with the
-loss of lnsc's contract (int64 labels [N]: mean softmax cross-entropy of the first output;
+Design: each fixture is a small model (batch 2-8, widths <= 32; the CNNs <= 16 channels and
+<= 10x10 images), a batch of inputs, labels, and the expected loss, graph outputs, gradient of
+every float initializer and, for models with BatchNormalization, every running statistic after
+the step, in the layout and manifest schema `lnsc grad` writes. Together the models use every
+op of lnsc's supported set over opsets 7, 11, 12, 13 and 17, including the per-opset
+differences (Squeeze/Unsqueeze axes attribute vs input, Softmax/LogSoftmax 2-D coercion vs
+single axis, Dropout ratio attribute vs input, Gemm with optional C; Conv-1 vs 11,
+BatchNormalization-7 (spatial) / 9 (training by output count) / 15 (training_mode), MaxPool-1
+/ 11 / 12 (ceil_mode, dilations), AveragePool-7 / 11, Pad-2 attributes vs Pad-11/13 inputs,
+Clip-6 attributes vs Clip-11/13 inputs). The CNNs cover Conv with groups, depthwise, strides,
+dilations, asymmetric pads, auto_pad SAME_UPPER / SAME_LOWER / VALID and no bias; pools with
+ceil_mode (including a last window dropped because it would start in the end padding, and an
+average window running past the end pad), pads, strides, dilations and count_include_pad 0/1;
+Pad with crops and values; Clip with one or both bounds from attributes, Constants or float
+initializers; residual and broadcasting Add. Most are built with onnx.helper for full control
+of ops and attributes; five are realistic torch.onnx.export exports of nn.Modules, two of
+them CNNs with BatchNorm exported in training mode. The oracle is onnx_torch.Evaluator: the
+ONNX graph executed node by node with torch ops in float64, in training form (BatchNormalization
+by batch statistics, running statistics moved per the ONNX rule with the biased variance), with
+the loss of lnsc's contract (int64 labels [N]: mean softmax cross-entropy of the first output;
 float labels: mean squared error) and autograd for the gradients. For the exported models the
-evaluator's outputs, loss and parameter gradients are also checked against the nn.Module
-itself. Every model is validated with onnx.checker (full check) and strict shape inference.
-Everything is seeded: rerunning rewrites identical files.
+evaluator's outputs, loss, parameter gradients and running statistics are also checked against
+the nn.Module itself (train mode; PyTorch's running variance uses the unbiased batch variance,
+which the check accounts for). Exports trace one training-mode forward pass that moves the
+module's running statistics; export() puts the module and the file's initializers back to the
+values from before. Every model is validated with onnx.checker (full check) and strict shape
+inference. Everything is seeded: rerunning rewrites identical files.
 
 Usage: /usr/bin/python3 tests/oracle/make_fixtures.py [--out DIR] [--only NAME ...]
        /usr/bin/python3 tests/oracle/make_fixtures.py --selfcheck NODE_TEST_DIR
@@ -92,6 +106,32 @@ class GraphBuilder:
     def ints(self, name: str, values: List[int]) -> str:
         """Integer initializer (a constant: shapes, axes)."""
         self.inits.append(numpy_helper.from_array(np.array(values, np.int64), name))
+        return name
+
+    def floats(self, name: str, values) -> str:
+        """Float initializer read as a constant (Clip's bounds, Pad's value): no gradient."""
+        self.inits.append(numpy_helper.from_array(np.asarray(values, np.float32), name))
+        return name
+
+    def bn(self, x: str, c: int, prefix: str, opset: int, form: str = "train", **attrs) -> str:
+        """BatchNormalization over c channels with seeded scale (about 1), bias, running mean
+        and running variance (U(0.5, 1.5)) initializers. form "train": the node in training
+        form (five outputs below opset 14, training_mode=1 and three from 14); "infer": one
+        output (lnsc grad trains it in training form all the same)."""
+        ins = [x,
+               self.floats_param(prefix + ".scale", 1.0 + 0.3 * self.rng.standard_normal(c)),
+               self.floats_param(prefix + ".bias", 0.3 * self.rng.standard_normal(c)),
+               self.floats(prefix + ".running_mean", 0.2 * self.rng.standard_normal(c)),
+               self.floats(prefix + ".running_var", self.rng.uniform(0.5, 1.5, c))]
+        if form == "infer":
+            return self.node("BatchNormalization", ins, **attrs)
+        if opset >= 14:
+            return self.node("BatchNormalization", ins, nout=3, training_mode=1, **attrs)[0]
+        return self.node("BatchNormalization", ins, nout=5, **attrs)[0]
+
+    def floats_param(self, name: str, values) -> str:
+        """Float initializer with the given values (trainable)."""
+        self.inits.append(numpy_helper.from_array(np.asarray(values, np.float32), name))
         return name
 
     def node(self, op: str, inputs: List[str], out=None, nout: int = 1, **attrs):
@@ -276,16 +316,163 @@ def helper_o17_mse() -> Fixture:
 
 
 # ---------------------------------------------------------------------------------------------
+# Convolutional networks built with onnx.helper (batch 2-4, <= 16 channels, <= 10x10 images).
+# Shapes in the comments are [N, C, H, W]. No Conv with a bias feeds a BatchNormalization:
+# that bias's gradient is zero in exact arithmetic and only rounding noise in fp32.
+# ---------------------------------------------------------------------------------------------
+def helper_o7_cnn() -> Fixture:
+    """Opset 7: Conv-1 with strides 2,1, asymmetric pads and a bias; Pad-2 (pads and value
+    as attributes, a negative pad cropping a column); BatchNormalization-7 (spatial=1, the
+    five training outputs, momentum 0.8, epsilon 1e-3) over the padded tensor; Relu;
+    MaxPool-1 with asymmetric pads and strides; Clip-6 (min and max attributes); AveragePool-7
+    with count_include_pad=1 and asymmetric pads; a residual Add; Conv 1x1 without bias;
+    GlobalAveragePool; Flatten; Gemm."""
+    b = GraphBuilder(seed=70)
+    x = b.input("x", [3, 2, 9, 8])
+    c = b.node("Conv", [x, b.param("conv1.W", [6, 2, 3, 3], 0.4), b.param("conv1.B", [6], 0.2)],
+               kernel_shape=[3, 3], strides=[2, 1], pads=[1, 0, 0, 2])          # [3,6,4,8]
+    p = b.node("Pad", [c], pads=[0, 0, 1, -1, 0, 0, 0, 2], value=0.5)          # [3,6,5,9]
+    h = b.node("Relu", [b.bn(p, 6, "bn1", 7, momentum=0.8, epsilon=1e-3, spatial=1)])
+    m = b.node("MaxPool", [h], kernel_shape=[2, 3], strides=[2, 2], pads=[1, 0, 0, 1])
+    k = b.node("Clip", [m], min=0.1, max=1.2)                                  # [3,6,3,4]
+    a = b.node("AveragePool", [k], kernel_shape=[2, 2], pads=[0, 1, 1, 0],
+               count_include_pad=1)                                            # [3,6,3,4]
+    r = b.node("Add", [a, k])
+    c2 = b.node("Conv", [r, b.param("conv2.W", [4, 6, 1, 1], 0.5)])             # [3,4,3,4]
+    f = b.node("Flatten", [b.node("GlobalAveragePool", [c2])])                 # [3,4]
+    b.node("Gemm", [f, b.param("fc.W", [4, 5], 0.5), b.param("fc.B", [5], 0.1)], out="logits")
+    model = b.model("o7_cnn", ["logits"], opset=7)
+    return Fixture("helper_o7_cnn", model, b.feeds, ce_labels(b.rng, 3, 5),
+                   "opset 7 CNN: Conv-1, Pad-2, BN-7, MaxPool-1, Clip-6, AveragePool-7, CE")
+
+
+def helper_o11_cnn() -> Fixture:
+    """Opset 11: Conv-11 with group 2, dilations 2,1, strides 1,2, asymmetric pads and no
+    bias into BatchNormalization-9 (five training outputs, momentum 0.7); Clip-11 with min
+    from a float initializer and max from a Constant; a depthwise Conv (group = channels)
+    with auto_pad SAME_UPPER and stride 2 (odd total pads) and a bias; MaxPool-11 with
+    ceil_mode, dilations 1,2 and pads; Pad-11 with pads from an int64 initializer and
+    constant_value from a Constant; AveragePool-11 with ceil_mode, count_include_pad=0 and
+    asymmetric pads; GlobalMaxPool broadcast-added back ([N,C,H,W] + [N,C,1,1]); Clip-11 with
+    only max (min given as the empty name); Flatten; Gemm."""
+    b = GraphBuilder(seed=110)
+    x = b.input("x", [2, 4, 10, 10])
+    c = b.node("Conv", [x, b.param("gconv.W", [8, 2, 3, 3], 0.4)], group=2,
+               dilations=[2, 1], strides=[1, 2], pads=[2, 1, 2, 0])            # [2,8,10,5]
+    h = b.bn(c, 8, "bn1", 11, momentum=0.7)
+    h = b.node("Clip", [h, b.floats("clip_lo", -0.6), b.const(np.array(0.9, np.float32))])
+    d = b.node("Conv", [h, b.param("dw.W", [8, 1, 3, 3], 0.6), b.param("dw.B", [8], 0.2)],
+               group=8, auto_pad="SAME_UPPER", strides=[2, 2])                 # [2,8,5,3]
+    m = b.node("MaxPool", [d], kernel_shape=[2, 2], strides=[2, 1], dilations=[1, 2],
+               pads=[0, 1, 0, 1], ceil_mode=1)                     # [2,8,3,3] (floor: 2 rows)
+    p = b.node("Pad", [m, b.ints("pads", [0, 0, 1, 0, 0, 0, 0, 2]),
+                       b.const(np.array(-0.25, np.float32))])                  # [2,8,4,5]
+    a = b.node("AveragePool", [p], kernel_shape=[3, 2], strides=[2, 2], pads=[0, 1, 0, 0],
+               ceil_mode=1)                                        # [2,8,2,3] (floor: 1 row)
+    g = b.node("GlobalMaxPool", [a])                                           # [2,8,1,1]
+    r = b.node("Add", [a, g])
+    r = b.node("Clip", [r, "", b.const(np.array(1.1, np.float32))])
+    f = b.node("Flatten", [r])                                                 # [2,48]
+    b.node("Gemm", [f, b.param("fc.W", [48, 4], 0.3), b.param("fc.B", [4], 0.1)], out="logits")
+    model = b.model("o11_cnn", ["logits"], opset=11)
+    return Fixture("helper_o11_cnn", model, b.feeds, ce_labels(b.rng, 2, 4),
+                   "opset 11 CNN: Conv-11 groups/depthwise/SAME_UPPER, BN-9, Clip-11, "
+                   "MaxPool-11 ceil, Pad-11, AveragePool-11 ceil, GlobalMaxPool, CE")
+
+
+def helper_o13_cnn() -> Fixture:
+    """Opset 13: Conv with auto_pad SAME_LOWER and stride 2 (odd total pads, the extra pixel
+    at the start); Conv with auto_pad VALID, stride 2, dilations 2 and no bias;
+    BatchNormalization-9 in inference form (one output: lnsc grad trains it with batch
+    statistics all the same, and moves its running statistics); MaxPool-12 with auto_pad
+    SAME_UPPER; AveragePool-11 with auto_pad SAME_LOWER; Pad-13 with pads from a Constant
+    and no constant_value; Clip-13 with min and max from float initializers; a residual Add;
+    MaxPool-12 with ceil_mode where the last window would start in the end padding (dropped,
+    per the ONNX spec since opset 22's text and PyTorch; onnx 1.12's shape inference still
+    counts it, so the pool feeds a GlobalAveragePool whose shape does not depend on it);
+    Flatten; Gemm."""
+    b = GraphBuilder(seed=130)
+    x = b.input("x", [4, 3, 9, 9])
+    c = b.node("Conv", [x, b.param("c1.W", [6, 3, 2, 2], 0.4)], auto_pad="SAME_LOWER",
+               strides=[2, 2])                                                 # [4,6,5,5]
+    c = b.node("Conv", [c, b.param("c2.W", [8, 6, 2, 2], 0.3)], auto_pad="VALID",
+               strides=[1, 1], dilations=[2, 2])                               # [4,8,3,3]
+    h = b.node("Tanh", [b.bn(c, 8, "bn1", 13, form="infer", momentum=0.6)])
+    m = b.node("MaxPool", [h], kernel_shape=[2, 2], auto_pad="SAME_UPPER")     # [4,8,3,3]
+    a = b.node("AveragePool", [m], kernel_shape=[2, 3], auto_pad="SAME_LOWER",
+               strides=[1, 2])                                                 # [4,8,3,2]
+    p = b.node("Pad", [a, b.const(np.array([0, 0, 0, 1, 0, 0, 1, 0], np.int64))])  # [4,8,4,3]
+    k = b.node("Clip", [p, b.floats("lo", -0.3), b.floats("hi", 0.45)])
+    r = b.node("Add", [k, b.param("shift", [8, 1, 1], 0.3)])                   # broadcast
+    r = b.node("Add", [r, p])                                                  # residual
+    q = b.node("MaxPool", [r], kernel_shape=[2, 2], strides=[2, 2], pads=[0, 0, 1, 1],
+               ceil_mode=1)                               # [4,8,2,2]: 3rd window dropped
+    f = b.node("Flatten", [b.node("GlobalAveragePool", [q])])                  # [4,8]
+    b.node("Gemm", [f, b.param("fc.W", [8, 5], 0.8), b.param("fc.B", [5], 0.1)], out="logits")
+    model = b.model("o13_cnn", ["logits"], opset=13)
+    return Fixture("helper_o13_cnn", model, b.feeds, ce_labels(b.rng, 4, 5),
+                   "opset 13 CNN: SAME_LOWER/VALID Conv, BN inference form, MaxPool-12 "
+                   "SAME_UPPER and ceil, AveragePool SAME_LOWER, Pad-13, Clip-13, CE")
+
+
+def helper_o17_cnn() -> Fixture:
+    """Opset 17, MSE loss: BatchNormalization-15 with training_mode=1 (three outputs, default
+    momentum and epsilon) after a stride-2 Conv with groups 4 and asymmetric pads; Relu; a
+    projection shortcut (Conv 1x1 stride 2, bias) and a 3x3 Conv into
+    BatchNormalization-15 with training_mode=0 (inference form; trained in training form),
+    residual Add; AveragePool-11 with count_include_pad=1 and ceil_mode where the last window
+    runs past the end pad (divided by its taps up to the pad, as PyTorch does); MaxPool-12
+    with dilations 2 and asymmetric pads; Pad-13 cropping (negative pads) with the value from
+    a float initializer; Clip-13 (ReLU6 style, bounds as Constants); GlobalAveragePool; Flatten;
+    Gemm."""
+    b = GraphBuilder(seed=170)
+    x = b.input("x", [3, 8, 8, 8])
+    c = b.node("Conv", [x, b.param("gc.W", [8, 2, 3, 3], 0.4)], group=4, strides=[2, 2],
+               pads=[1, 0, 0, 1])                                              # [3,8,4,4]
+    h = b.node("Relu", [b.bn(c, 8, "bn1", 17)])
+    sc = b.node("Conv", [x, b.param("proj.W", [8, 8, 1, 1], 0.4), b.param("proj.B", [8], 0.2)],
+                strides=[2, 2])                                                # [3,8,4,4]
+    c2 = b.node("Conv", [h, b.param("c2.W", [8, 8, 3, 3], 0.25)], pads=[1, 1, 1, 1])
+    y = b.node("Add", [b.bn(c2, 8, "bn2", 17, form="infer", training_mode=0), sc])  # [3,8,4,4]
+    a = b.node("AveragePool", [y], kernel_shape=[2, 2], strides=[2, 2], pads=[1, 0, 0, 0],
+               ceil_mode=1, count_include_pad=1)           # [3,8,3,2]: last row of 1 tap
+    m = b.node("MaxPool", [y], kernel_shape=[2, 2], dilations=[2, 2], pads=[0, 1, 1, 0])
+    p = b.node("Pad", [m, b.ints("pads", [0, 0, -1, 1, 0, 0, 0, -1]),
+                       b.floats("pad_value", 0.3)])                            # [3,8,2,3]
+    p = b.node("Clip", [p, b.const(np.array(0.0, np.float32)),
+                        b.const(np.array(6.0, np.float32))])
+    g = b.node("Add", [b.node("GlobalAveragePool", [a]), b.node("GlobalAveragePool", [p])])
+    f = b.node("Flatten", [g])                                                 # [3,8]
+    b.node("Gemm", [f, b.param("fc.W", [3, 8], 0.5), b.param("fc.B", [3], 0.1)], out="pred",
+           transB=1)
+    model = b.model("o17_cnn", ["pred"], opset=17)
+    labels = (0.5 * b.rng.standard_normal([3, 3])).astype(np.float32)
+    return Fixture("helper_o17_cnn", model, b.feeds, labels,
+                   "opset 17 CNN: BN-15 training_mode 1 and 0, groups, projection, "
+                   "AveragePool ceil past the pad, MaxPool dilations, Pad crop, MSE")
+
+
+# ---------------------------------------------------------------------------------------------
 # Models exported from PyTorch.
 # ---------------------------------------------------------------------------------------------
 def export(module: nn.Module, args: Tuple[torch.Tensor, ...], input_names: List[str],
            output_names: List[str], opset: int, training: bool) -> onnx.ModelProto:
+    """The export traces one forward pass, which in train mode moves BatchNorm's running
+    statistics in the module and in the file: both are put back to the module's state from
+    before the export (file initializers by state_dict name)."""
     buf = io.BytesIO()
     mode = torch.onnx.TrainingMode.TRAINING if training else torch.onnx.TrainingMode.EVAL
+    initial = copy.deepcopy(module.state_dict())
     module.train(training)
     torch.onnx.export(module, args, buf, input_names=input_names, output_names=output_names,
                       opset_version=opset, training=mode, do_constant_folding=not training)
-    return onnx.load_from_string(buf.getvalue())
+    module.load_state_dict(initial)
+    model = onnx.load_from_string(buf.getvalue())
+    for t in model.graph.initializer:
+        if t.name in initial and list(initial[t.name].shape) == list(t.dims):
+            arr = initial[t.name].numpy().astype(numpy_helper.to_array(t).dtype)
+            t.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(arr), t.name))
+    return model
 
 
 class DropoutMLP(nn.Module):
@@ -379,9 +566,88 @@ def torch_o17_mse() -> Fixture:
                    "torch.onnx.export opset 17, MSE", mod, (x,))
 
 
+class BnCnn(nn.Module):
+    """Conv-BN-ReLU-MaxPool(ceil) and a grouped Conv-BN-ReLU6, then an average pool with
+    padding (not counted), an adaptive max pool to 1x1 and a linear classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.b1 = nn.BatchNorm2d(8)
+        self.c2 = nn.Conv2d(8, 8, 3, padding=1, groups=2, bias=False)
+        self.b2 = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.max_pool2d(torch.relu(self.b1(self.c1(x))), 2, ceil_mode=True)
+        x = nn.functional.relu6(self.b2(self.c2(x)) * 3.0)
+        x = nn.functional.avg_pool2d(x, 2, padding=1, count_include_pad=False)
+        x = nn.functional.adaptive_max_pool2d(x, 1)
+        return self.fc(torch.flatten(x, 1))
+
+
+def torch_o13_bn_cnn() -> Fixture:
+    """BnCnn exported in training mode at opset 13 (BatchNormalization with its five
+    training outputs, no constant folding): Conv without bias (groups 1 and 2),
+    BatchNormalization-9, Relu, MaxPool-12 with ceil_mode, Clip-13 from F.relu6 (bounds as
+    Cast(Constant) inputs), AveragePool-11 with pads and count_include_pad=0, MaxPool for
+    the adaptive pool, Flatten, Gemm; checked against the module, running statistics
+    included."""
+    torch.manual_seed(1302)
+    rng = np.random.default_rng(1302)
+    mod = BnCnn()
+    x = rng.standard_normal([4, 3, 7, 7]).astype(np.float32)
+    model = export(mod, (torch.from_numpy(x),), ["x"], ["logits"], 13, training=True)
+    return Fixture("torch_o13_bn_cnn", model, {"x": x}, ce_labels(rng, 4, 4),
+                   "torch.onnx.export opset 13 (training mode) CNN with BatchNorm, CE",
+                   mod, (x,))
+
+
+class TinyResNet(nn.Module):
+    """Stem conv-BN-ReLU, one residual block (conv-BN-ReLU-conv-BN + identity, ReLU), a
+    3x3 stride-2 average pool (ceil, padding counted), Hardtanh, global average pool,
+    linear classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(2, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8),
+                                  nn.ReLU())
+        self.conv1 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.pool = nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=True)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        y = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        x = self.pool(torch.relu(x + y))
+        x = nn.functional.hardtanh(x - 0.5, -0.6, 0.8)
+        x = nn.functional.adaptive_avg_pool2d(x, 1)
+        return self.fc(torch.flatten(x, 1))
+
+
+def torch_o17_resnet() -> Fixture:
+    """TinyResNet exported in training mode at opset 17 (BatchNormalization-15 with
+    training_mode=1 and three outputs): Conv, BatchNormalization, Relu, residual Add,
+    AveragePool with ceil_mode and count_include_pad=1, Sub, Clip from Hardtanh,
+    GlobalAveragePool, Flatten, Gemm; checked against the module, running statistics
+    included."""
+    torch.manual_seed(1702)
+    rng = np.random.default_rng(1702)
+    mod = TinyResNet()
+    x = rng.standard_normal([2, 2, 6, 6]).astype(np.float32)
+    model = export(mod, (torch.from_numpy(x),), ["x"], ["logits"], 17, training=True)
+    return Fixture("torch_o17_resnet", model, {"x": x}, ce_labels(rng, 2, 3),
+                   "torch.onnx.export opset 17 (training mode) residual CNN, CE", mod, (x,))
+
+
 FIXTURES: List[Callable[[], Fixture]] = [
     helper_o7_mlp, helper_o11_branches, helper_o12_mini, helper_o13_batched, helper_o17_mse,
     torch_o13_dropout_mlp, torch_o11_attention, torch_o17_mse,
+    helper_o7_cnn, helper_o11_cnn, helper_o13_cnn, helper_o17_cnn,
+    torch_o13_bn_cnn, torch_o17_resnet,
 ]
 
 
@@ -402,7 +668,8 @@ def loss_of(out: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
 
 def oracle(model: onnx.ModelProto, feeds: Dict[str, np.ndarray], labels: np.ndarray,
            promote: bool = True):
-    """Returns (loss, {output: array}, {initializer: grad array}) in the logical dtypes."""
+    """Returns (loss, {output: array}, {initializer: grad array}, {running statistic:
+    array after the step}, the loss tensor) in the logical dtypes."""
     ev = Evaluator(model, promote=promote, training=True)
     outs = ev.run(feeds)
     first = model.graph.output[0].name
@@ -413,7 +680,11 @@ def oracle(model: onnx.ModelProto, feeds: Dict[str, np.ndarray], labels: np.ndar
         g = p.grad if p.grad is not None else torch.zeros_like(p)
         grads[name] = g.detach().to(torch.float32).numpy()
     outputs = {name: ev.to_numpy(v) for name, v in outs.items()}
-    return np.float32(loss.item()), outputs, grads, loss
+    missing = ev.state_names - set(ev.state)
+    if missing:
+        raise EvalError(f"running statistics not updated by the step: {sorted(missing)}")
+    state = {name: t.to(torch.float32).numpy() for name, t in ev.state.items()}
+    return np.float32(loss.item()), outputs, grads, state, loss
 
 
 def tol_ratio(a: np.ndarray, b: np.ndarray) -> float:
@@ -426,13 +697,12 @@ def tol_ratio(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.where(err == 0, 0.0, err / np.maximum(tol, 1e-300))))
 
 
-def check_fp32_feasible(model, feeds, labels, loss_value, outputs, grads) -> str:
+def check_fp32_feasible(model, feeds, labels, loss_value, outputs, grads, state) -> str:
     """The same graph evaluated in plain float32 must pass the tolerance of test_oracle.py:
     otherwise the fixture is too ill-conditioned for an fp32 implementation."""
-    l32, o32, g32, _ = oracle(model, feeds, labels, promote=False)
+    l32, o32, g32, s32, _ = oracle(model, feeds, labels, promote=False)
     worst, where = tol_ratio(np.array(l32), np.array(loss_value)), "loss"
-    for group, got in (("", o32), ("grad ", g32)):
-        ref = outputs if not group else grads
+    for group, got, ref in (("", o32, outputs), ("grad ", g32, grads), ("state ", s32, state)):
         for k in ref:
             r = tol_ratio(got[k], ref[k])
             if r > worst:
@@ -441,10 +711,15 @@ def check_fp32_feasible(model, feeds, labels, loss_value, outputs, grads) -> str
     return f"fp32 uses {worst:.3f} of tol ({where})"
 
 
-def check_against_module(fx: Fixture, outputs, loss_value, grads) -> str:
-    """For exported models: the evaluator must agree with the nn.Module (run in float64)."""
+def check_against_module(fx: Fixture, outputs, loss_value, grads, state) -> str:
+    """For exported models: the evaluator must agree with the nn.Module (run in float64, in
+    train mode, as lnsc grad runs a training step). Running statistics: the means must
+    match; PyTorch moves running_var by the unbiased batch variance (times M / (M - 1), M the
+    elements per channel) where ONNX (and so the fixture) uses the biased one, so the
+    module's running_var must equal the fixture's with the batch term scaled by M / (M - 1)."""
     mod = copy.deepcopy(fx.module).double()
-    mod.train(False)
+    mod.train(True)
+    before = {k: v.detach().clone() for k, v in mod.state_dict().items()}
     args = [torch.from_numpy(a).double() for a in fx.module_args]
     out = mod(*args)
     first = fx.model.graph.output[0].name
@@ -466,7 +741,40 @@ def check_against_module(fx: Fixture, outputs, loss_value, grads) -> str:
             gerr = np.max(np.abs(g - e)) / max(np.max(np.abs(g)), 1e-30)
             assert gerr < 1e-5, f"{fx.name}: grad {pname} differs from module (rel {gerr:.3g})"
             matched += 1
-    return f"module check ok (output rel err {err:.1e}, {matched} grads matched by name)"
+    nstate = 0
+    for mname, m in mod.named_modules():
+        if not isinstance(m, nn.modules.batchnorm._BatchNorm):
+            continue
+        rm, rv = mname + ".running_mean", mname + ".running_var"
+        assert rm in state and rv in state, f"{fx.name}: no expected state for {mname}"
+        mom = 1.0 - m.momentum                                   # ONNX's momentum
+        mean_err = np.max(np.abs(m.running_mean.numpy() - state[rm]))
+        assert mean_err <= 1e-6 * max(np.max(np.abs(state[rm])), 1e-3), \
+            f"{fx.name}: {rm} differs from module ({mean_err:.3g})"
+        r0 = before[rv].numpy()
+        batch_var = (state[rv].astype(np.float64) - mom * r0) / (1 - mom)   # biased
+        shape = m.running_mean.shape[0]
+        elems = int(np.prod(fx_bn_input_shape(fx, mname))) // shape
+        want = mom * r0 + (1 - mom) * batch_var * elems / (elems - 1)
+        var_err = np.max(np.abs(m.running_var.numpy() - want)) / np.max(np.abs(want))
+        assert var_err < 1e-5, f"{fx.name}: {rv} vs module (unbiased) rel {var_err:.3g}"
+        nstate += 2
+    return (f"module check ok (output rel err {err:.1e}, {matched} grads and {nstate} running "
+            f"statistics matched by name)")
+
+
+def fx_bn_input_shape(fx: Fixture, module_name: str) -> List[int]:
+    """Shape of the input of the BatchNorm submodule module_name in one forward pass."""
+    shapes = {}
+    mod = copy.deepcopy(fx.module).double().train(True)
+    sub = dict(mod.named_modules())[module_name]
+    def record(_m, inputs, _out):   # returns None: the output stays as it is
+        shapes.setdefault("x", list(inputs[0].shape))
+
+    hook = sub.register_forward_hook(record)
+    mod(*[torch.from_numpy(a).double() for a in fx.module_args])
+    hook.remove()
+    return shapes["x"]
 
 
 def validate(model: onnx.ModelProto, outputs: Dict[str, np.ndarray]) -> onnx.ModelProto:
@@ -500,11 +808,11 @@ def write_fixture(fx: Fixture, outdir: str) -> Dict:
     for t in model.graph.initializer:
         if t.data_type in (TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16):
             raise AssertionError(f"{fx.name}: non-FLOAT float initializer {t.name}")
-    loss_value, outputs, grads, _ = oracle(model, fx.feeds, fx.labels)
+    loss_value, outputs, grads, state, _ = oracle(model, fx.feeds, fx.labels)
     model = validate(model, outputs)
-    extra = check_fp32_feasible(model, fx.feeds, fx.labels, loss_value, outputs, grads)
+    extra = check_fp32_feasible(model, fx.feeds, fx.labels, loss_value, outputs, grads, state)
     if fx.module:
-        extra += "; " + check_against_module(fx, outputs, loss_value, grads)
+        extra += "; " + check_against_module(fx, outputs, loss_value, grads, state)
 
     d = os.path.join(outdir, fx.name)
     if os.path.isdir(d):
@@ -516,7 +824,7 @@ def write_fixture(fx: Fixture, outdir: str) -> Dict:
                          os.path.join(d, f"input_{sanitize(name)}.pb"))
     onnx.save_tensor(numpy_helper.from_array(fx.labels, "labels"), os.path.join(d, "labels.pb"))
     exp = os.path.join(d, "expected")
-    manifest = {"loss": "loss.pb", "outputs": {}, "gradients": {}}
+    manifest = {"loss": "loss.pb", "outputs": {}, "gradients": {}, "state": {}}
     onnx.save_tensor(numpy_helper.from_array(np.array(loss_value, np.float32), "loss"),
                      os.path.join(exp, "loss.pb"))
     for name, arr in outputs.items():
@@ -527,6 +835,10 @@ def write_fixture(fx: Fixture, outdir: str) -> Dict:
         fname = "grad_" + sanitize(name) + ".pb"
         onnx.save_tensor(numpy_helper.from_array(arr, "grad_" + name), os.path.join(exp, fname))
         manifest["gradients"][name] = fname
+    for name, arr in sorted(state.items()):
+        fname = "state_" + sanitize(name) + ".pb"
+        onnx.save_tensor(numpy_helper.from_array(arr, name), os.path.join(exp, fname))
+        manifest["state"][name] = fname
     with open(os.path.join(exp, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
         f.write("\n")
@@ -538,10 +850,10 @@ def write_fixture(fx: Fixture, outdir: str) -> Dict:
         "inputs": {k: list(v.shape) for k, v in fx.feeds.items()},
         "outputs": {k: list(v.shape) for k, v in outputs.items()},
         "loss": "cross-entropy" if fx.labels.dtype == np.int64 else "mse",
-        "params": len(grads), "param_elements": n_params,
+        "params": len(grads), "param_elements": n_params, "state": len(state),
     }
     print(f"{fx.name}: opset {info['opset']}, {len(ops)} nodes, {len(grads)} params "
-          f"({n_params} elements), loss {info['loss']} = {float(loss_value):.6f} "
+          f"({n_params} elements), {len(state)} running statistics, loss {info['loss']} = {float(loss_value):.6f} "
           f"{('; ' + extra) if extra else ''}")
     print(f"    ops: {' '.join(info['ops'])}")
     return info
