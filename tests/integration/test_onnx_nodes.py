@@ -1,11 +1,14 @@
 #!/usr/bin/python3
-"""test_onnx_nodes.py: run ONNX's own node test cases (for lnsc's op set) through `lnsc eval`.
+"""test_onnx_nodes.py: run ONNX's own node test cases (for lnsc's op set) through `lnsc eval`,
+on both backends.
 
 Design: the cases come from tests/onnx_node/gen_node_tests.py, which writes them into
 $LNSC_BUILD/onnx_node_tests; they are regenerated when that directory's index.json is missing
 or its stamp (generator hash, onnx and numpy versions) is stale. Each case is one model.onnx and
-test_data_set_N/{input_i.pb, output_i.pb}; this runs
-`$LNSC_BIN eval model.onnx --input <graph input i>=input_i.pb ... -o TMP` and compares each
+test_data_set_N/{input_i.pb, output_i.pb}; this runs, for each backend (the reference
+interpreter and the LLVM-compiled step; --backend picks one),
+`$LNSC_BIN eval model.onnx --backend B --input <graph input i>=input_i.pb ... -o TMP` and
+compares each
 graph output (through lnsc's manifest.json) with output_i.pb the way onnx's backend test
 runner does: same dtype and shape, floats within rtol=1e-3, atol=1e-7 (the TestCase defaults
 of onnx.backend.test.case.node.expect), NaNs equal, integers and bools exact.
@@ -13,9 +16,10 @@ Training-mode Dropout with a non-zero ratio depends on the RNG, so those cases g
 check instead (each output element is 0 or x/(1-ratio); the mask is true exactly where the
 output is non-zero, wherever x != 0; ratio 0 gives the input back), reported as such.
 lnsc exiting with 3 means "valid ONNX that lnsc does not support": such a case must be in
-EXPECTED_UNSUPPORTED below (case -> reason), and a listed case must still be unsupported, so
-the list stays true. Prints per-op counts and ends with `onnx node tests: N passed, M failed`;
-exit status 1 on any failure.
+EXPECTED_UNSUPPORTED below (case -> reason), and a listed case must still be unsupported on
+every backend, so the list stays true. Prints per-op counts per backend (passed / failed /
+unsupported), then per backend and in total over (case, backend) runs
+`onnx node tests: N passed, M failed, K unsupported`; exit status 1 on any failure.
 
 Environment: LNSC_BIN (the lnsc binary), LNSC_BUILD (build dir; the cases go to
 $LNSC_BUILD/onnx_node_tests), LNSC_SRC (source root).
@@ -43,6 +47,8 @@ RTOL, ATOL = 1e-3, 1e-7  # onnx.backend.test.case.node.expect's TestCase(rtol, a
 _UINT8_ARITH = "uint8 arithmetic: compute ops are float32 only"
 _STRING = "string tensors are not supported"
 _BF16 = "bfloat16 is not supported"
+_NOT_2D = "only 2-D (NCHW) convolution and pooling are supported"
+_INT8_CLIP = "int8 Clip: compute ops are float32 only"
 EXPECTED_UNSUPPORTED: Dict[str, str] = {
     "test_add_uint8": _UINT8_ARITH,
     "test_sub_uint8": _UINT8_ARITH,
@@ -58,6 +64,19 @@ EXPECTED_UNSUPPORTED: Dict[str, str] = {
     "test_castlike_BFLOAT16_to_FLOAT_expanded": _BF16,
     "test_identity_sequence": "sequence-typed graph input/output",
     "test_identity_opt": "optional-typed graph input/output",
+    "test_averagepool_1d_default": _NOT_2D,
+    "test_averagepool_3d_default": _NOT_2D,
+    "test_maxpool_1d_default": _NOT_2D,
+    "test_maxpool_3d_default": _NOT_2D,
+    "test_maxpool_2d_uint8": "uint8 MaxPool: compute ops are float32 only",
+    "test_maxpool_with_argmax_2d_precomputed_pads": "MaxPool's Indices output is not supported",
+    "test_maxpool_with_argmax_2d_precomputed_strides":
+        "MaxPool's Indices output is not supported",
+    "test_reflect_pad": "Pad mode 'reflect' is not supported (constant only)",
+    "test_edge_pad": "Pad mode 'edge' is not supported (constant only)",
+    "test_clip_default_int8_inbounds": _INT8_CLIP,
+    "test_clip_default_int8_max": _INT8_CLIP,
+    "test_clip_default_int8_min": _INT8_CLIP,
 }
 
 
@@ -158,7 +177,7 @@ def check_dropout(node, x: np.ndarray, ratio: float,
                   f"{int(np.sum(kept))}/{x.size} non-zero at ratio {ratio:g}")
 
 
-def run_case(lnsc: str, cdir: str, timeout: float) -> Tuple[str, str, str]:
+def run_case(lnsc: str, backend: str, cdir: str, timeout: float) -> Tuple[str, str, str]:
     """Returns (status, detail, lnsc message); status in pass|fail|unsupported."""
     model = onnx.load(os.path.join(cdir, "model.onnx"))
     inits = {t.name for t in model.graph.initializer}
@@ -167,7 +186,7 @@ def run_case(lnsc: str, cdir: str, timeout: float) -> Tuple[str, str, str]:
     notes = []
     for ds in sets:
         dpath = os.path.join(cdir, ds)
-        cmd = [lnsc, "eval", os.path.join(cdir, "model.onnx")]
+        cmd = [lnsc, "eval", os.path.join(cdir, "model.onnx"), "--backend", backend]
         for j, name in enumerate(names):
             cmd += ["--input", f"{name}={os.path.join(dpath, f'input_{j}.pb')}"]
         tmp = tempfile.mkdtemp(prefix="lnsc_node_")
@@ -215,6 +234,11 @@ def run_case(lnsc: str, cdir: str, timeout: float) -> Tuple[str, str, str]:
     return "pass", "; ".join(notes), ""
 
 
+BACKENDS = ("interp", "llvm")
+CNN_OPS = ("Conv", "BatchNormalization", "MaxPool", "AveragePool", "GlobalAveragePool",
+           "GlobalMaxPool", "Pad", "Clip")
+
+
 def main() -> int:
     here = os.path.dirname(os.path.abspath(__file__))
     src = os.environ.get("LNSC_SRC", os.path.dirname(os.path.dirname(here)))
@@ -224,13 +248,16 @@ def main() -> int:
     ap.add_argument("--cases", default=os.path.join(build, "onnx_node_tests") if build else None,
                     help="generated cases directory ($LNSC_BUILD/onnx_node_tests)")
     ap.add_argument("--only", nargs="+", metavar="CASE", help="run only these cases")
+    ap.add_argument("--backend", choices=BACKENDS, action="append",
+                    help="run only this backend (repeatable; default: both)")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per lnsc run")
     ap.add_argument("-j", "--jobs", type=int, default=min(4, os.cpu_count() or 1))
     ap.add_argument("-v", "--verbose", action="store_true", help="print every case")
     args = ap.parse_args()
+    backends = args.backend or list(BACKENDS)
     if not args.cases:
         print("set LNSC_BUILD or pass --cases")
-        print("onnx node tests: 0 passed, 1 failed")
+        print("onnx node tests: 0 passed, 1 failed, 0 unsupported")
         return 1
 
     index = ensure_cases(os.path.join(src, "tests", "onnx_node", "gen_node_tests.py"), args.cases)
@@ -239,23 +266,27 @@ def main() -> int:
         cases = [c for c in cases if c in args.only]
     if not args.bin or not os.access(args.bin, os.X_OK):
         print(f"lnsc binary not found (LNSC_BIN={args.bin!r})")
-        print(f"onnx node tests: 0 passed, {len(cases)} failed")
+        print(f"onnx node tests: 0 passed, {len(cases) * len(backends)} failed, 0 unsupported")
         return 1
 
+    runs = [(c, b) for c in cases for b in backends]
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futs = {c: pool.submit(run_case, args.bin, os.path.join(args.cases, c), args.timeout)
-                for c in cases}
-        results = {c: f.result() for c, f in futs.items()}
+        futs = {r: pool.submit(run_case, args.bin, r[1], os.path.join(args.cases, r[0]),
+                               args.timeout) for r in runs}
+        results = {r: f.result() for r, f in futs.items()}
 
-    per_op = collections.defaultdict(lambda: [0, 0, 0])   # op -> [passed, total, unsupported]
-    npass = nfail = 0
-    unsupported: List[str] = []
-    for c in cases:
-        status, detail, msg = results[c]
+    # op -> backend -> [passed, failed, unsupported]
+    per_op = collections.defaultdict(lambda: {b: [0, 0, 0] for b in backends})
+    totals = {b: [0, 0, 0] for b in backends}
+    unsupported: Dict[str, List[str]] = {}   # case -> backends, in order
+    messages: Dict[str, str] = {}
+    for c, b in runs:
+        status, detail, msg = results[(c, b)]
         expected_unsup = c in EXPECTED_UNSUPPORTED
         if status == "unsupported":
             if expected_unsup:
-                unsupported.append(f"  {c}: {EXPECTED_UNSUPPORTED[c]} -- lnsc: {msg}")
+                unsupported.setdefault(c, []).append(b)
+                messages.setdefault(c, msg)
             else:
                 status, detail = "fail", "lnsc says unsupported (exit 3) but the case is not " \
                                          "in EXPECTED_UNSUPPORTED"
@@ -263,31 +294,35 @@ def main() -> int:
             status, detail = "fail", "passes but is listed in EXPECTED_UNSUPPORTED: remove it"
         elif status == "fail" and expected_unsup:
             detail += " (listed in EXPECTED_UNSUPPORTED but lnsc did not exit 3)"
+        k = {"pass": 0, "fail": 1, "unsupported": 2}[status]
+        totals[b][k] += 1
         for op in sorted(set(index["cases"][c]["ops"])):
-            per_op[op][1] += 1
-            per_op[op][0] += status == "pass"
-            per_op[op][2] += status == "unsupported"
+            per_op[op][b][k] += 1
         if status == "pass":
-            npass += 1
             if args.verbose or detail:
-                print(f"PASS {c}" + (f" ({detail})" if detail else ""))
+                print(f"PASS {c} [{b}]" + (f" ({detail})" if detail else ""))
         elif status == "fail":
-            nfail += 1
-            print(f"FAIL {c}: {detail}" + (f" -- lnsc: {msg}" if msg else ""))
+            print(f"FAIL {c} [{b}]: {detail}" + (f" -- lnsc: {msg}" if msg else ""))
         elif args.verbose:
-            print(f"UNSUPPORTED {c}")
+            print(f"UNSUPPORTED {c} [{b}]")
 
-    print("per op (passed/cases):")
-    for op in sorted(per_op):
-        p, t, u = per_op[op]
-        print(f"  {op}: {p}/{t}" + (f" ({u} unsupported)" if u else ""))
+    print("per op, passed/failed/unsupported of the cases using it:")
+    print(f"  {'op':<20}" + "".join(f"{b:>16}" for b in backends))
+    ops = sorted(per_op, key=lambda o: (o not in CNN_OPS, o))
+    for op in ops:
+        print(f"  {op:<20}" + "".join(f"{'/'.join(map(str, per_op[op][b])):>16}"
+                                     for b in backends))
     stale = sorted(set(EXPECTED_UNSUPPORTED) - set(index["cases"]))
     if stale and not args.only:
         print(f"warning: EXPECTED_UNSUPPORTED names cases that were not generated: {stale}")
-    print(f"unsupported (expected, exit 3): {len(unsupported)}")
-    for line in unsupported:
-        print(line)
-    print(f"onnx node tests: {npass} passed, {nfail} failed")
+    print(f"unsupported (expected, exit 3): {len(unsupported)} cases")
+    for c, bs in unsupported.items():
+        print(f"  {c} [{', '.join(bs)}]: {EXPECTED_UNSUPPORTED[c]} -- lnsc: {messages[c]}")
+    for b in backends:
+        p, f, u = totals[b]
+        print(f"  {b}: {p} passed, {f} failed, {u} unsupported")
+    npass, nfail, nunsup = (sum(totals[b][i] for b in backends) for i in range(3))
+    print(f"onnx node tests: {npass} passed, {nfail} failed, {nunsup} unsupported")
     return 1 if nfail else 0
 
 

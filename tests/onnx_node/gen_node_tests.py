@@ -7,8 +7,12 @@ outputs) but not the generated data. Importing those modules runs every export f
 collects the cases (onnx.backend.test.case.node.collect_testcases); each case is then written
 the way onnx's own `backend-test-tools generate-data` does: CASE/model.onnx and
 CASE/test_data_set_0/{input_i.pb,output_i.pb}. Only cases whose graph uses nothing but lnsc's
-supported ops are kept. OUTDIR/index.json describes the kept cases (ops, opset, input and
-output names and types) and carries a stamp (this script's hash plus the onnx and numpy
+supported ops are kept. A case whose opset is below lnsc's 7 (onnx gives each case the
+opset where its op was last changed: GlobalAveragePool and GlobalMaxPool are opset 1) is
+written with opset 7 when every op in it has that same definition at opset 7, so it tests
+the op lnsc supports unchanged; others stay as they are. OUTDIR/index.json describes the
+kept cases (ops, opset, the opset onnx gave when it was raised, input and output names and
+types) and carries a stamp (this script's hash plus the onnx and numpy
 versions) that tests/integration/test_onnx_nodes.py uses to decide whether to regenerate.
 The output goes to the build directory and is never committed.
 
@@ -21,6 +25,7 @@ import json
 import os
 import shutil
 import sys
+from typing import Optional
 
 import numpy as np
 
@@ -34,13 +39,35 @@ for _alias, _builtin in (("bool", bool), ("object", object), ("int", int), ("flo
         setattr(np, _alias, _builtin)
 
 import onnx  # noqa: E402  (after the numpy aliases)
+import onnx.defs  # noqa: E402
 from onnx import numpy_helper  # noqa: E402
 
 SUPPORTED_OPS = frozenset([
     "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "Sigmoid", "Tanh",
     "Softmax", "LogSoftmax", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze",
     "Concat", "Identity", "Dropout", "Constant", "Cast", "Neg",
+    "Conv", "BatchNormalization", "MaxPool", "AveragePool", "GlobalAveragePool",
+    "GlobalMaxPool", "Pad", "Clip",
 ])
+OPSET_MIN = 7  # lnsc supports the default domain's opsets 7 to 17
+
+
+def raise_opset(model: onnx.ModelProto) -> Optional[int]:
+    """Moves a model below OPSET_MIN to OPSET_MIN when each of its ops has the same schema
+    there (so the case means the same); returns the old opset, or None if left alone."""
+    imports = [o for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    if len(imports) != 1 or imports[0].version >= OPSET_MIN:
+        return None
+    old = imports[0].version
+    for n in model.graph.node:
+        try:
+            since = onnx.defs.get_schema(n.op_type, OPSET_MIN, n.domain).since_version
+        except onnx.defs.SchemaError:
+            return None
+        if since > old:
+            return None
+    imports[0].version = OPSET_MIN
+    return old
 
 
 def stamp() -> str:
@@ -104,6 +131,7 @@ def main() -> int:
             continue
         for op in set(ops):
             kept_per_op[op] += 1
+        raised_from = raise_opset(case.model)
         d = os.path.join(args.outdir, case.name)
         os.makedirs(d)
         with open(os.path.join(d, "model.onnx"), "wb") as f:
@@ -122,6 +150,7 @@ def main() -> int:
         index["cases"][case.name] = {
             "ops": ops,
             "opset": opset[0] if opset else None,
+            "opset_raised_from": raised_from,
             "inputs": [[vi.name, type_str(vi.type)] for vi in g.input],
             "outputs": [[vi.name, type_str(vi.type)] for vi in g.output],
             "data_sets": len(case.data_sets),
@@ -133,10 +162,10 @@ def main() -> int:
         json.dump(index, f, indent=1, sort_keys=True)
 
     if not args.quiet:
-        print(f"{'op':<12} {'kept':>5} {'using':>6}   (kept: graph uses only supported ops;"
+        print(f"{'op':<18} {'kept':>5} {'using':>6}   (kept: graph uses only supported ops;"
               " using: any case whose graph contains the op)")
         for op in sorted(SUPPORTED_OPS):
-            print(f"{op:<12} {kept_per_op[op]:>5} {using_per_op[op]:>6}")
+            print(f"{op:<18} {kept_per_op[op]:>5} {using_per_op[op]:>6}")
     print(f"gen_node_tests: {len(cases)} node cases in onnx {onnx.__version__}, "
           f"{len(index['cases'])} kept -> {args.outdir}")
     return 0
