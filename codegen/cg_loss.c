@@ -2,8 +2,9 @@
  * (softmax cross-entropy, MSE, and the cross-entropy gradient) and SumTo.
  *
  * These follow the interpreter's accumulation exactly: maxima in fp32, sums in double in the
- * interpreter's order (exp and log from libm, via llvm.exp/llvm.log), one rounding to fp32 at
- * the end, so their results are the interpreter's bit for bit. Softmax groups (legacy axis
+ * interpreter's order (exp and log from libm, via llvm.exp/llvm.log; a SumTo over trailing
+ * dims in the IR_SUM_LANES order, vectorised), one rounding to fp32 at the end, so their
+ * results are the interpreter's bit for bit. Softmax groups (legacy axis
  * semantics included) and SumTo outputs are independent items split over tasks. The losses
  * and the cross-entropy gradient are small and run inline in the step function, which lets a
  * label out of range stop the step (return 2, the labels named in a->error_tensor).
@@ -321,6 +322,42 @@ static void red_loops(CgCtx *c, const Red *R, int d, const CgSrc *x, LLVMValueRe
 	cg_loop_end(c, &lp);
 }
 
+/* The same when the innermost group is reduced: the loops over the other reduced groups, and
+ * along each contiguous run of the innermost one IR_SUM_LANES lanes (the interpreter's order,
+ * ir.h) into accv, the rest into accs (<1 x double>). */
+static void run_loops(CgCtx *c, const Red *R, int d, const CgSrc *x, LLVMValueRef off,
+                      LLVMValueRef accv, LLVMValueRef accs)
+{
+	while (d < R->r - 1 && R->kept[d])
+		d++;
+	CgLoop lp;
+	if (d < R->r - 1) {
+		LLVMValueRef i = cg_loop_begin(c, &lp, cg_i64(c, 0), cg_i64(c, R->size[d]), 1, "red");
+		run_loops(c, R, d + 1, x, add(c, off, mul(c, i, R->xs[d])), accv, accs);
+		cg_loop_end(c, &lp);
+		return;
+	}
+	int64_t run = R->size[d], whole = run / IR_SUM_LANES * IR_SUM_LANES;
+	for (int pass = 0; pass < 2; pass++) {
+		int L = pass ? 1 : IR_SUM_LANES;
+		LLVMValueRef acc = pass ? accs : accv;
+		LLVMTypeRef vd = LLVMVectorType(c->t_f64, (unsigned)L);
+		if (pass ? whole == run : whole == 0)
+			continue;
+		LLVMValueRef j = cg_loop_begin(c, &lp, cg_i64(c, pass ? whole : 0),
+		                               cg_i64(c, pass ? run : whole), L, "run");
+		LLVMValueRef v = LLVMBuildFPExt(c->b, cg_src_load(c, x, add(c, off, j), L), vd, "");
+		LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, load(c, acc, vd), v, ""), acc);
+		cg_loop_end(c, &lp);
+	}
+}
+
+/* Whether the innermost group is reduced over runs of more than one element. */
+static int reduces_runs(const Red *R)
+{
+	return R->r && !R->kept[R->r - 1] && R->size[R->r - 1] > 1;
+}
+
 /* Outputs [o, o + L) of one row of the innermost kept dim (or single outputs): each summed in
  * double, lane by lane in the interpreter's order, rounded once. */
 static void sum_at(CgCtx *c, CgTask *t, const Red *R, const CgSrc *x, const CgDst *y,
@@ -334,9 +371,21 @@ static void sum_at(CgCtx *c, CgTask *t, const Red *R, const CgSrc *x, const CgDs
 		off = add(c, off, mul(c, q, R->xs[d]));
 		idx = LLVMBuildUDiv(c->b, idx, cg_i64(c, R->size[d]), "");
 	}
-	LLVMValueRef acc = cg_alloca_zero(c, LLVMVectorType(c->t_f64, (unsigned)L));
-	red_loops(c, R, 0, x, off, acc, L);
-	LLVMValueRef s = load(c, acc, LLVMVectorType(c->t_f64, (unsigned)L));
+	LLVMValueRef acc = cg_alloca_zero(c, LLVMVectorType(c->t_f64, (unsigned)L)), s;
+	if (reduces_runs(R)) {
+		LLVMTypeRef vd = LLVMVectorType(c->t_f64, IR_SUM_LANES);
+		LLVMValueRef accv = cg_alloca_zero(c, vd);
+		run_loops(c, R, 0, x, off, accv, acc);
+		LLVMValueRef a[2] = {LLVMBuildExtractElement(c->b, load(c, acc, LLVMVectorType(c->t_f64, 1)),
+		                                             cg_i32(c, 0), ""),
+		                     load(c, accv, vd)};
+		s = cg_intrinsic(c, "llvm.vector.reduce.fadd", vd, a, 2);
+		s = LLVMBuildInsertElement(c->b, LLVMGetUndef(LLVMVectorType(c->t_f64, 1)), s,
+		                           cg_i32(c, 0), "");
+	} else {
+		red_loops(c, R, 0, x, off, acc, L);
+		s = load(c, acc, LLVMVectorType(c->t_f64, (unsigned)L));
+	}
 	cg_dst_store(c, t, y, o,
 	             LLVMBuildFPTrunc(c->b, s, LLVMVectorType(c->t_f32, (unsigned)L), ""));
 }

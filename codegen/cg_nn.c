@@ -14,8 +14,10 @@
  * tables, emitted as constants, say). MaxPool on codes compares sign-magnitude keys (LNS.md
  * 4) and keeps the input's k; otherwise LNS inputs are decoded. The global pools reduce each
  * plane as one run. The pools' gradients scatter each dY into dX plane by plane (one item per
- * plane, so no two tasks touch the same element), serially in the interpreter's order; the
- * gradient of a global average pool is a fill.
+ * plane, so no two tasks touch the same element), in the interpreter's order: MaxPoolGrad
+ * finds the windows' maxima as the forward pool does, a vector of lanes at a time, then adds
+ * the lanes' dY one by one; AvgPoolGrad spreads each dY over its window's taps; the gradient
+ * of a global average pool is a fill.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -394,6 +396,7 @@ typedef enum { POOL_MAX, POOL_MAX_CODES, POOL_AVG } PoolKind;
 
 typedef struct Pool {
 	const IrNode *n;
+	const IrValue *src; /* the windows' input: X (in[0]; MaxPoolGrad: in[1]) */
 	Geo q;
 	PoolKind kind;
 	int L, wide; /* output lanes per vector; elements of a wide load */
@@ -441,7 +444,7 @@ static LLVMValueRef wide_load(CgCtx *c, const Pool *p, LLVMValueRef pl, LLVMValu
 	                              cg_splat(c, rowok, p->wide), "");
 	*valid = m;
 	LLVMValueRef e = add(c, mulk(c, add(c, mulk(c, pl, q->H), ih), q->W), iw0);
-	const IrType *t = p->n->in[0]->type;
+	const IrType *t = p->src->type;
 	if (t->dt != IR_DT_LNS) {
 		LLVMValueRef ptr = cg_gep(c, p->x.base, mulk(c, e, 4));
 		return cg_vload(c, vty(c->t_f32, p->wide), ptr, m, 4);
@@ -476,23 +479,32 @@ static LLVMValueRef key_word(CgCtx *c, LnsFormat f, LLVMValueRef k, int L)
 	                       LLVMBuildSelect(c->b, none, zero, k, ""), nw, "");
 }
 
-/* Output lanes ow0 .. ow0 + L - 1 of row (pl, oh), those at or past OW masked off. */
-static void pool_vector(CgCtx *c, Pool *p, LLVMValueRef pl, LLVMValueRef oh, LLVMValueRef ow0)
+/* The windows of output lanes ow0 .. ow0 + L - 1 of row (pl, oh): their maxima (values or
+ * keys) or sums (double), and (at, POOL_MAX only) each window's first maximum as an offset in
+ * the plane, -1 where the window holds only padding. */
+static LLVMValueRef pool_reduce(CgCtx *c, const Pool *p, LLVMValueRef pl, LLVMValueRef oh,
+                                LLVMValueRef ow0, LLVMValueRef *at)
 {
 	const Geo *q = &p->q;
 	int L = p->L;
 	LLVMBuilderRef b = c->b;
-	LLVMValueRef live = in_range(c, lanes_from(c, ow0, L), 0, q->OW);
 	LLVMValueRef iw0 = addk(c, mulk(c, ow0, q->sw), -q->pl);
 	LLVMValueRef ih0 = addk(c, mulk(c, oh, q->sh), -q->pt);
-	LnsFormat f = p->n->in[0]->type->fmt;
+	LnsFormat f = p->src->type->fmt;
 	LLVMValueRef best = p->kind == POOL_MAX         ? cg_vf32(c, -INFINITY, L)
 	                    : p->kind == POOL_MAX_CODES ? cg_vi32(c, INT32_MIN, L)
 	                                                : dsplat(c, 0.0, L);
+	/* lane l's first column: iw0 + sw l */
+	LLVMValueRef off = cg_vi32(c, -1, L);
+	LLVMValueRef iw =
+	    LLVMBuildAdd(b, cg_splat(c, LLVMBuildTrunc(b, iw0, c->t_i32, ""), L),
+	                 LLVMBuildMul(b, cg_iota(c, L), cg_vi32(c, q->sw, L), ""), "");
 	for (int i = 0; i < q->kh; i++) {
-		LLVMValueRef valid;
-		LLVMValueRef row =
-		    wide_load(c, p, pl, addk(c, ih0, (int64_t)i * q->dh), iw0, &valid);
+		LLVMValueRef valid, ih = addk(c, ih0, (int64_t)i * q->dh);
+		LLVMValueRef row = wide_load(c, p, pl, ih, iw0, &valid);
+		LLVMValueRef rowoff = NULL;
+		if (at)
+			rowoff = cg_splat(c, LLVMBuildTrunc(b, mulk(c, ih, q->W), c->t_i32, ""), L);
 		for (int j = 0; j < q->kw; j++) {
 			LLVMValueRef x = pick(c, row, L, q->sw, j * q->dw);
 			LLVMValueRef ok = pick(c, valid, L, q->sw, j * q->dw);
@@ -500,6 +512,12 @@ static void pool_vector(CgCtx *c, Pool *p, LLVMValueRef pl, LLVMValueRef oh, LLV
 				LLVMValueRef gt = LLVMBuildAnd(
 				    b, ok, LLVMBuildFCmp(b, LLVMRealOGT, x, best, ""), "");
 				best = LLVMBuildSelect(b, gt, x, best, "");
+				if (at) {
+					LLVMValueRef o =
+					    LLVMBuildAdd(b, LLVMBuildAdd(b, rowoff, iw, ""),
+					                 cg_vi32(c, j * q->dw, L), "");
+					off = LLVMBuildSelect(b, gt, o, off, "");
+				}
 			} else if (p->kind == POOL_MAX_CODES) {
 				LLVMValueRef k = code_key(c, f, x, L);
 				LLVMValueRef gt = LLVMBuildAnd(
@@ -510,6 +528,20 @@ static void pool_vector(CgCtx *c, Pool *p, LLVMValueRef pl, LLVMValueRef oh, LLV
 			}
 		}
 	}
+	if (at)
+		*at = off;
+	return best;
+}
+
+/* Output lanes ow0 .. ow0 + L - 1 of row (pl, oh), those at or past OW masked off. */
+static void pool_vector(CgCtx *c, Pool *p, LLVMValueRef pl, LLVMValueRef oh, LLVMValueRef ow0)
+{
+	const Geo *q = &p->q;
+	int L = p->L;
+	LLVMBuilderRef b = c->b;
+	LLVMValueRef live = in_range(c, lanes_from(c, ow0, L), 0, q->OW);
+	LnsFormat f = p->src->type->fmt;
+	LLVMValueRef best = pool_reduce(c, p, pl, oh, ow0, NULL);
 	LLVMValueRef e = add(c, mulk(c, add(c, mulk(c, pl, q->OH), oh), q->OW), ow0);
 	if (p->kind == POOL_MAX_CODES) {
 		int bytes = (int)ir_type_elem_size(p->n->out[0]->type);
@@ -538,15 +570,23 @@ static void pool_vector(CgCtx *c, Pool *p, LLVMValueRef pl, LLVMValueRef oh, LLV
 	cg_task_track(c, &p->t, LLVMBuildSelect(b, live, y, cg_vf32(c, 0.0f, L), ""));
 }
 
+/* Lanes per vector (a power of two up to vw covering the output row) and the wide load's
+ * elements. */
+static void pool_lanes(CgCtx *c, Pool *p)
+{
+	p->L = 1;
+	while (p->L < p->q.OW && p->L < c->vw)
+		p->L <<= 1;
+	p->wide = p->q.sw * (p->L - 1) + (p->q.kw - 1) * p->q.dw + 1;
+}
+
 static int emit_window_pool(CgCtx *c, const IrNode *n)
 {
-	Pool p = {.n = n, .q = geo(&n->attr.pool, n->in[0]->type, n->out[0]->type)};
+	Pool p = {
+	    .n = n, .src = n->in[0], .q = geo(&n->attr.pool, n->in[0]->type, n->out[0]->type)};
 	const Geo *q = &p.q;
 	p.kind = n->op == IR_OP_AVG_POOL ? POOL_AVG : cg_on_codes(n) ? POOL_MAX_CODES : POOL_MAX;
-	p.L = 1;
-	while (p.L < q->OW && p.L < c->vw)
-		p.L <<= 1;
-	p.wide = q->sw * (p.L - 1) + (q->kw - 1) * q->dw + 1;
+	pool_lanes(c, &p);
 	char name[64];
 	cg_task_begin(c, &p.t, cg_task_name(c, n, "pool", name, sizeof name), q->P * q->OH,
 	              q->OW * q->kh * q->kw, 1);
@@ -707,38 +747,31 @@ static LLVMValueRef inside(CgCtx *c, const Geo *q, LLVMValueRef ih, LLVMValueRef
 	                    LLVMBuildICmp(c->b, LLVMIntULT, iw, cg_i64(c, q->W), ""), "");
 }
 
-/* Output (oh, ow) of a MaxPoolGrad: its dY to the window's first maximum in X. */
-static void max_scatter(CgCtx *c, Scat *s, LLVMValueRef oh, LLVMValueRef ow, LLVMValueRef g)
+/* Output lanes ow0 .. of row oh of a MaxPoolGrad: each window's first maximum in X found as
+ * the forward pool finds it (x: its Pool), then each lane's dY added to it, lane by lane in
+ * output order (the interpreter's order of additions). A lane past the row or with a window
+ * of padding adds +0.0 to the plane's first element, which leaves it as it is (dX starts at
+ * +0.0 and a sum that starts there never becomes -0.0). */
+static void max_scatter(CgCtx *c, Scat *s, const Pool *x, LLVMValueRef oh, LLVMValueRef ow0)
 {
 	const Geo *q = &s->q;
 	LLVMBuilderRef b = c->b;
-	LLVMValueRef at = cg_alloca_zero(c, c->t_i64), bv = cg_alloca_zero(c, c->t_f32);
-	LLVMBuildStore(b, cg_i64(c, -1), at);
-	CgLoop Li, Lj;
-	LLVMValueRef i = cg_loop_begin(c, &Li, cg_i64(c, 0), cg_i64(c, q->kh), 1, "ti");
-	LLVMValueRef ih = add(c, addk(c, mulk(c, oh, q->sh), -q->pt), mulk(c, i, q->dh));
-	LLVMValueRef j = cg_loop_begin(c, &Lj, cg_i64(c, 0), cg_i64(c, q->kw), 1, "tj");
-	LLVMValueRef iw = add(c, addk(c, mulk(c, ow, q->sw), -q->pl), mulk(c, j, q->dw));
-	LLVMValueRef ok = inside(c, q, ih, iw);
-	LLVMValueRef off = LLVMBuildSelect(b, ok, add(c, mulk(c, ih, q->W), iw), cg_i64(c, 0), "");
-	LLVMValueRef x = lane0(c, cg_src_load(c, &s->x, add(c, s->base, off), 1));
-	LLVMValueRef cur = LLVMBuildLoad2(b, c->t_i64, at, "");
-	LLVMValueRef first = LLVMBuildICmp(b, LLVMIntSLT, cur, cg_i64(c, 0), "");
-	LLVMValueRef gt = LLVMBuildFCmp(b, LLVMRealOGT, x, LLVMBuildLoad2(b, c->t_f32, bv, ""), "");
-	LLVMValueRef take = LLVMBuildAnd(b, ok, LLVMBuildOr(b, first, gt, ""), "");
-	LLVMBuildStore(b, LLVMBuildSelect(b, take, off, cur, ""), at);
-	LLVMBuildStore(b, LLVMBuildSelect(b, take, x, LLVMBuildLoad2(b, c->t_f32, bv, ""), ""), bv);
-	cg_loop_end(c, &Lj);
-	cg_loop_end(c, &Li);
-	LLVMValueRef best = LLVMBuildLoad2(b, c->t_i64, at, "");
-	LLVMValueRef has = LLVMBuildICmp(b, LLVMIntSGE, best, cg_i64(c, 0), "");
-	LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(c->llctx, c->fn, "hit");
-	LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->llctx, c->fn, "hit_done");
-	LLVMBuildCondBr(b, has, yes, done);
-	LLVMPositionBuilderAtEnd(b, yes);
-	scat_add(c, s, best, g);
-	LLVMBuildBr(b, done);
-	LLVMPositionBuilderAtEnd(b, done);
+	LLVMValueRef at, o0 = add(c, mulk(c, add(c, mulk(c, s->pl, q->OH), oh), q->OW), ow0);
+	pool_reduce(c, x, s->pl, oh, ow0, &at);
+	LLVMValueRef live = in_range(c, lanes_from(c, ow0, x->L), 0, q->OW);
+	for (int l = 0; l < x->L; l++) {
+		LLVMValueRef li = cg_i32(c, l);
+		LLVMValueRef lv = LLVMBuildExtractElement(b, live, li, "");
+		LLVMValueRef al = LLVMBuildExtractElement(b, at, li, "");
+		LLVMValueRef ok =
+		    LLVMBuildAnd(b, lv, LLVMBuildICmp(b, LLVMIntSGE, al, cg_i32(c, 0), ""), "");
+		LLVMValueRef o = LLVMBuildSelect(b, lv, addk(c, o0, l), o0, "");
+		LLVMValueRef g = LLVMBuildSelect(b, ok, lane0(c, cg_src_load(c, &s->dy, o, 1)),
+		                                 cg_f32(c, 0.0f), "");
+		LLVMValueRef off =
+		    LLVMBuildSelect(b, ok, LLVMBuildSExt(b, al, c->t_i64, ""), cg_i64(c, 0), "");
+		scat_add(c, s, off, g);
+	}
 }
 
 /* Output (oh, ow) of an AvgPoolGrad: g = dY / count to every tap inside X. */
@@ -813,6 +846,11 @@ static int emit_pool_grad(CgCtx *c, const IrNode *n)
 	if (mx)
 		cg_src_open(c, &s.x, n->in[1]);
 	cg_dst_open(c, &s.dx, n->out[0]);
+	Pool x = {.n = n, .src = mx ? n->in[1] : NULL, .q = s.q, .kind = POOL_MAX};
+	if (mx) {
+		pool_lanes(c, &x);
+		cg_src_open(c, &x.x, n->in[1]);
+	}
 	LLVMValueRef zero = cg_f32(c, 0.0f);
 	CgLoop Lp, Lh, Lw;
 	s.pl = cg_loop_begin(c, &Lp, s.t.lo, s.t.hi, 1, "plane");
@@ -828,10 +866,11 @@ static int emit_pool_grad(CgCtx *c, const IrNode *n)
 		if (!mx)
 			count_tables(c, q, n->attr.pool.count_include_pad, &th, &tw);
 		LLVMValueRef oh = cg_loop_begin(c, &Lh, cg_i64(c, 0), cg_i64(c, q->OH), 1, "oh");
-		LLVMValueRef ow = cg_loop_begin(c, &Lw, cg_i64(c, 0), cg_i64(c, q->OW), 1, "ow");
+		LLVMValueRef ow =
+		    cg_loop_begin(c, &Lw, cg_i64(c, 0), cg_i64(c, q->OW), mx ? x.L : 1, "ow");
 		LLVMValueRef o = add(c, mulk(c, add(c, mulk(c, s.pl, q->OH), oh), q->OW), ow);
 		if (mx) {
-			max_scatter(c, &s, oh, ow, lane0(c, cg_src_load(c, &s.dy, o, 1)));
+			max_scatter(c, &s, &x, oh, ow);
 		} else {
 			LLVMBuilderRef b = c->b;
 			LLVMValueRef ch = LLVMBuildLoad2(

@@ -204,14 +204,15 @@ void *ir_interp_scratch(IrInterp *ip, size_t bytes)
 	return p;
 }
 
-/* The documented bound of ir_interp_scratch: 4 bytes per input and 8 per output element. */
+/* The documented bound of ir_interp_scratch: 4 bytes per input and 8 per output element
+ * (SumTo: 8 per lane sum and tail of each output, IR_SUM_LANES + 1). */
 static size_t scratch_bound(const IrNode *n)
 {
-	size_t b = 0;
+	size_t b = 0, per_out = n->op == IR_OP_SUM_TO ? 8 * (IR_SUM_LANES + 1) : 8;
 	for (int i = 0; i < n->nin; i++)
 		b += align_up(numel(n->in[i]) * 4);
 	for (int j = 0; j < n->nout; j++)
-		b += align_up(numel(n->out[j]) * 8);
+		b += align_up(numel(n->out[j]) * per_out);
 	return b;
 }
 

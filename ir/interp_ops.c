@@ -696,26 +696,50 @@ void ir_interp_store_scalar(IrDType dt, void *p, int64_t i, double v)
 
 /* ---- reductions and losses ---- */
 
-/* Numpy-style reduction of x to the target shape: sums in double, in scratch. */
+/* Numpy-style reduction of x to the target shape: sums in double, in scratch. When the
+ * trailing input dims are reduced (a conv bias's gradient: [N, M, H, W] to M), each output
+ * sums its contiguous runs over them in the IR_SUM_LANES order (ir.h); otherwise each input
+ * row adds into its outputs in order. */
 static int k_sum_to(IrInterp *ip, const IrNode *n, const IrTensor *in, IrTensor *out)
 {
 	(void)n;
 	int64_t xd[R], od[R], st[R], mo = numel(&out[0]);
 	int rx = shape_of(in[0].type, xd);
 	bcast_strides(rx, shape_of(out[0].type, od), od, st);
-	double *acc = ir_interp_scratch(ip, sizeof(double) * (size_t)mo);
+	int t = rx;
+	int64_t run = 1;
+	while (t > 0 && (st[t - 1] == 0 || xd[t - 1] == 1))
+		run *= xd[--t];
+	int lanes = run > 1 ? IR_SUM_LANES + 1 : 1; /* lane sums, then the tail */
+	double *acc = ir_interp_scratch(ip, sizeof(double) * (size_t)(mo * lanes));
 	if (!acc)
 		return -1;
-	memset(acc, 0, sizeof(double) * (size_t)mo);
-	int64_t inner = xd[rx - 1], rows = inner ? numel(&in[0]) / inner : 0;
+	memset(acc, 0, sizeof(double) * (size_t)(mo * lanes));
 	const float *x = in[0].data;
+	float *y = out[0].data;
+	if (run > 1) {
+		int64_t rows = numel(&in[0]) / run, whole = run / IR_SUM_LANES * IR_SUM_LANES;
+		for (int64_t row = 0; row < rows; row++) {
+			double *a = acc + index_off(row, t, xd, st) * lanes;
+			for (int64_t j = 0; j < run; j++)
+				a[j < whole ? j % IR_SUM_LANES : IR_SUM_LANES] += x[row * run + j];
+		}
+		for (int64_t i = 0; i < mo; i++) {
+			double s = acc[i * lanes + IR_SUM_LANES];
+			for (int l = 0; l < IR_SUM_LANES; l++)
+				s += acc[i * lanes + l];
+			y[i] = (float)s;
+		}
+		return 0;
+	}
+	int64_t inner = xd[rx - 1], rows = inner ? numel(&in[0]) / inner : 0;
 	for (int64_t row = 0; row < rows; row++) {
 		double *a = acc + index_off(row, rx - 1, xd, st);
 		for (int64_t j = 0; j < inner; j++)
 			a[j * st[rx - 1]] += x[row * inner + j];
 	}
 	for (int64_t i = 0; i < mo; i++)
-		((float *)out[0].data)[i] = (float)acc[i];
+		y[i] = (float)acc[i];
 	return 0;
 }
 

@@ -460,8 +460,8 @@ IrMode ir_interp_mode(const IrInterp *ip);
 uint32_t ir_interp_rng_key(const IrInterp *ip, const IrValue *v); /* (seed, step, value id) */
 /* Kernel scratch: preallocated by the executor and reset before each node, so a step never
  * allocates. A kernel may take, in pieces of any size (each 64-byte aligned), up to 4 bytes
- * per element of each input plus 8 bytes per element of each output (the bound the executor
- * sizes the buffer by). Returns NULL after ir_interp_fail() past that bound (a kernel bug). */
+ * per element of each input plus 8 bytes per element of each output (SumTo: 8 times
+ * IR_SUM_LANES + 1; the bound the executor sizes the buffer by). Returns NULL after ir_interp_fail() past that bound (a kernel bug). */
 void *ir_interp_scratch(IrInterp *ip, size_t bytes);
 /* 0 if x[0..n) is finite; else -1 after failing with "numeric error: tensor '<v>' (node
  * '<node>', <Op>) has NaN/Inf at step <t>" (NaN and Inf never enter a tensor: LNS.md 3). */

@@ -181,11 +181,15 @@ static void test_sum_to(void)
 	} cs[] = {{3, {4, 3, 5}, 2, {3, 5}}, {3, {4, 3, 5}, 3, {4, 1, 5}},
 	          {3, {4, 3, 5}, 1, {1}},    {2, {4, 3}, 2, {4, 1}},
 	          {3, {6, 1, 7}, 2, {1, 7}}, {4, {2, 3, 4, 5}, 4, {1, 3, 1, 1}},
-	          {2, {300, 257}, 1, {257}}};
+	          {2, {300, 257}, 1, {257}},
+	          /* trailing dims reduced: runs in the IR_SUM_LANES order */
+	          {4, {3, 5, 7, 9}, 3, {5, 1, 1}}, {4, {2, 4, 4, 8}, 4, {1, 4, 1, 1}},
+	          {2, {4, 37}, 2, {4, 1}},         {3, {2, 3, 40}, 1, {1}},
+	          {4, {64, 16, 28, 28}, 3, {16, 1, 1}}};
 	for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
 		Case k;
 		begin(&k, "SumTo case %zu", i);
-		k.big = cs[i].x[0] == 300;
+		k.big = cs[i].x[0] >= 64;
 		IrAttrs at = {.shape = {.rank = cs[i].ro}};
 		memcpy(at.shape.dims, cs[i].o, sizeof cs[i].o);
 		IrValue *x = cst(&k, "x", cs[i].rx, cs[i].x, i % 2 ? F5U : FNONE, 1.0);
