@@ -6,9 +6,10 @@
 - lib: the generated example program builds against the library and header, trains (the loss
   falls), saves and loads a checkpoint.
 - obj/asm/llvm: files exist; the assembly uses zmm registers for x86-64-v4, ymm for x86-64-v3.
-- aarch64: a tiny model's trainer cross-compiled for aarch64-linux-gnu runs under qemu-aarch64
-  on a tiny NPY dataset and matches the x86-64 trainer's numbers (fp32 within 1e-4 relative;
-  lns-madam: loss within 2 %, since fp32 accumulation order differs with the vector width).
+- aarch64: a tiny MLP's and a tiny CNN's trainers (Conv, BatchNormalization, Relu, MaxPool,
+  GlobalAveragePool, Gemm) cross-compiled for aarch64-linux-gnu run under qemu-aarch64 on tiny
+  NPY datasets and match the x86-64 trainers' numbers (fp32 within 1e-4 relative; lns-madam:
+  loss within 2 %, since fp32 accumulation order differs with the vector width).
 """
 import os
 import re
@@ -67,12 +68,44 @@ def tiny_model(path):
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), path)
 
 
-def tiny_data(d):
+def tiny_cnn(path):
+    """x [N,1,6,6]: Conv(1->3, 3x3, pad 1)-BN-Relu-MaxPool(2)-Conv(3->4, 3x3, pad 1)-BN-Relu-
+    GlobalAveragePool-Flatten-Gemm(4->4), BatchNormalization in training mode (opset 13)."""
+    rng = np.random.RandomState(2)
+
+    def t(name, a):
+        return numpy_helper.from_array(np.asarray(a, np.float32), name)
+
+    inits = [t("c1w", rng.randn(3, 1, 3, 3) * 0.5), t("c1b", np.zeros(3)),
+             t("s1", np.ones(3)), t("h1", np.zeros(3)), t("m1", np.zeros(3)), t("v1", np.ones(3)),
+             t("c2w", rng.randn(4, 3, 3, 3) * 0.3), t("s2", np.ones(4)), t("h2", np.zeros(4)),
+             t("m2", np.zeros(4)), t("v2", np.ones(4)),
+             t("fw", rng.randn(4, 4) * 0.5), t("fb", np.zeros(4))]
+    nodes = [helper.make_node("Conv", ["x", "c1w", "c1b"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["a", "s1", "h1", "m1", "v1"],
+                              ["b", "m1o", "v1o"], training_mode=1),
+             helper.make_node("Relu", ["b"], ["r"]),
+             helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Conv", ["p", "c2w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "s2", "h2", "m2", "v2"],
+                              ["d", "m2o", "v2o"], training_mode=1),
+             helper.make_node("Relu", ["d"], ["e"]),
+             helper.make_node("GlobalAveragePool", ["e"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["f"], axis=1),
+             helper.make_node("Gemm", ["f", "fw", "fb"], ["logits"], transB=1)]
+    g = helper.make_graph(nodes, "tinycnn",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 6, 6])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 4])],
+                          initializer=inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 15)]), path)
+
+
+def tiny_data(d, side=4):
     os.makedirs(d)
     rng = np.random.RandomState(1)
     for split, n in (("train", 64), ("test", 16)):
         y = rng.randint(0, 4, n).astype(np.int64)
-        x = rng.rand(n, 4, 4).astype(np.float32) * 0.2
+        x = rng.rand(n, side, side).astype(np.float32) * 0.2
         for i in range(n):
             x[i, y[i], :] += 0.8  # a learnable pattern: the row of the class is bright
         np.save(os.path.join(d, "x_%s.npy" % split), x)
@@ -138,16 +171,20 @@ def test_aarch64(tmp):
         check(False, "aarch64: qemu-aarch64 and the aarch64 cross libc are needed "
                      "(scripts/setup.sh --tests installs them)")
         return
-    model, data = os.path.join(tmp, "tiny.onnx"), os.path.join(tmp, "tiny_data")
-    tiny_model(model)
-    tiny_data(data)
-    for recipe in ("fp32", "lns-madam"):
-        x86, arm = os.path.join(tmp, "tiny_x86_" + recipe), os.path.join(tmp, "tiny_arm_" + recipe)
+    cases = []
+    for name, make, side in (("tiny", tiny_model, 4), ("tinycnn", tiny_cnn, 6)):
+        model, data = os.path.join(tmp, name + ".onnx"), os.path.join(tmp, name + "_data")
+        make(model)
+        tiny_data(data, side)
+        cases += [(name, model, data, recipe) for recipe in ("fp32", "lns-madam")]
+    for name, model, data, recipe in cases:
+        x86 = os.path.join(tmp, "%s_x86_%s" % (name, recipe))
+        arm = os.path.join(tmp, "%s_arm_%s" % (name, recipe))
         common = ["--emit", "exe", "--recipe", recipe, "--batch", "8"]
         p1 = run([LNSC, "compile", model, "-o", x86] + common)
         p2 = run([LNSC, "compile", model, "-o", arm, "--target", "aarch64-linux-gnu"] + common)
-        check(p1.returncode == 0 and p2.returncode == 0, "compile tiny model for x86-64 and aarch64 "
-              "(%s)" % recipe, p1.stderr + p2.stderr)
+        check(p1.returncode == 0 and p2.returncode == 0, "compile %s for x86-64 and aarch64 "
+              "(%s)" % (name, recipe), p1.stderr + p2.stderr)
         if p1.returncode or p2.returncode:
             continue
         info = run(["file", arm]).stdout
@@ -160,8 +197,8 @@ def test_aarch64(tmp):
         same = bool(na) and len(na) == len(nb) and all(
             abs(float(x[0]) - float(y[0])) <= tol * max(1e-3, abs(float(x[0])))
             for x, y in zip(na, nb))
-        check(b.returncode == 0 and same, "aarch64 under qemu matches x86-64 (%s): %s vs %s" %
-              (recipe, nb, na), b.stderr)
+        check(b.returncode == 0 and same, "aarch64 under qemu matches x86-64 (%s %s): %s vs %s" %
+              (name, recipe, nb, na), b.stderr)
 
 
 with tempfile.TemporaryDirectory() as tmp:
