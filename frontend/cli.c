@@ -955,5 +955,6 @@ const CliCommand cli_commands[] = {
 	{"grad", cmd_grad},
 	{"eval", cmd_eval},
 	{"compile", cli_compile},
+	{"export", cli_export},
 	{NULL, NULL},
 };

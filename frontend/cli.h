@@ -13,5 +13,7 @@ extern const CliCommand cli_commands[];
 
 /* lnsc compile (compile.c) */
 int cli_compile(int argc, char **argv);
+/* lnsc export (export.c) */
+int cli_export(int argc, char **argv);
 
 #endif

@@ -332,6 +332,10 @@ uint32_t lnsrt_model_step(const LnsrtModel *m); /* training steps taken (state h
  * state and scratch (IO, constants) are refused. */
 int lnsrt_model_read(LnsrtModel *m, const char *name, float *out, int64_t n, char *err,
                      size_t errn);
+/* The same for tensor i of a descriptor whose state blob is at state (a checkpoint's, say):
+ * its lnsrt_tensor_numel floats; tensors outside the state are refused. 0 or -1. */
+int lnsrt_state_read(const LnsrtModelDesc *d, const void *state, int i, float *out, char *err,
+                     size_t errn);
 /* Per LNS tensor: format, scale offset k, saturated and underflowed element counts (and % of
  * the elements encoded) from its LnsScaleState. lnsrt_telemetry_print does the same for any
  * descriptor and state blob (a checkpoint's, say). */

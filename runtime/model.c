@@ -318,14 +318,10 @@ int lnsrt_model_run(LnsrtModel *m, int train, const void *const *io, char *err, 
 	return 0;
 }
 
-/* Tensor i as n floats; the caller has checked the count. */
-static int read_f32(LnsrtModel *m, int i, float *out, int64_t n, char *err, size_t errn)
+/* Tensor t's n elements at p as floats (LNS decoded with its scale state's k). */
+static int to_f32(const LnsrtTensorDesc *t, const void *p, const void *state, float *out,
+                  int64_t n, char *err, size_t errn)
 {
-	const LnsrtTensorDesc *t = &m->d->tensors[i];
-	const void *p = tensor_data(m->d, m->state, m->scratch, i);
-	if (!p)
-		return lnsrt_fmt_err(err, errn, "tensor '%s' is not in the state or scratch",
-		                     t->name);
 	size_t k = (size_t)n;
 	switch (t->dtype) {
 	case LNSRT_DT_F32:
@@ -333,7 +329,7 @@ static int read_f32(LnsrtModel *m, int i, float *out, int64_t n, char *err, size
 		return 0;
 	case LNSRT_DT_LNS: {
 		LnsFormat f = {t->bits, t->log2g, t->scale, t->round, t->underflow};
-		const LnsScaleState *st = scale_state(t, m->state);
+		const LnsScaleState *st = scale_state(t, state);
 		lns_decode_tensor(f, st ? st->k : 0, p, out, k);
 		return 0;
 	}
@@ -357,6 +353,27 @@ static int read_f32(LnsrtModel *m, int i, float *out, int64_t n, char *err, size
 		return lnsrt_fmt_err(err, errn, "tensor '%s': no f32 view of dtype %d", t->name,
 		                     t->dtype);
 	}
+}
+
+/* Tensor i as n floats; the caller has checked the count. */
+static int read_f32(LnsrtModel *m, int i, float *out, int64_t n, char *err, size_t errn)
+{
+	const LnsrtTensorDesc *t = &m->d->tensors[i];
+	const void *p = tensor_data(m->d, m->state, m->scratch, i);
+	if (!p)
+		return lnsrt_fmt_err(err, errn, "tensor '%s' is not in the state or scratch",
+		                     t->name);
+	return to_f32(t, p, m->state, out, n, err, errn);
+}
+
+int lnsrt_state_read(const LnsrtModelDesc *d, const void *state, int i, float *out, char *err,
+                     size_t errn)
+{
+	const LnsrtTensorDesc *t = &d->tensors[i];
+	if (t->area != LNSRT_AREA_STATE || t->offset < 0 || t->offset + t->bytes > d->state_bytes)
+		return lnsrt_fmt_err(err, errn, "tensor '%s' is not in the state", t->name);
+	return to_f32(t, (const char *)state + t->offset, state, out, lnsrt_tensor_numel(t), err,
+	              errn);
 }
 
 int lnsrt_model_read(LnsrtModel *m, const char *name, float *out, int64_t n, char *err, size_t errn)
