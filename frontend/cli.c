@@ -571,8 +571,12 @@ static int llvm_read(Runner *r, const IrValue *v, void *out)
 	const IrPlan *pl = r->g->plan;
 	uint8_t *base = v->loc.area == IR_AREA_STATE ? lnsrt_model_state(r->m)
 			: v->loc.area == IR_AREA_SCRATCH ? lnsrt_model_scratch(r->m) : NULL;
-	if (!base)
-		return -1;
+	if (!base) { /* a constant the generated code never copies: its data as it is */
+		if (!v->init || !v->init_type || v->init_type->dt != v->type->dt)
+			return -1;
+		memcpy(out, v->init, ir_type_bytes(v->type));
+		return 0;
+	}
 	const uint8_t *d = base + v->loc.offset;
 	if (v->type->dt != IR_DT_LNS) {
 		memcpy(out, d, ir_type_bytes(v->type));

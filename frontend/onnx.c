@@ -995,6 +995,32 @@ static int extra_output_unused(const FeNode *n, int k, const char *what)
 	return -1;
 }
 
+/* Constant plumbing (Cast, data moves) that the hook just emitted on constant inputs is
+ * folded at once, as canon would fold it later, so that the node's outputs are constants the
+ * following hooks can read: PyTorch writes Clip's bounds as Cast(Constant). */
+static int fold_plumbing(FeImport *im, const Onnx__NodeProto *p, int first)
+{
+	IrGraph *g = im->g;
+	for (int i = first; i < g->nodes.n;) {
+		IrNode *n = IR_NODE(g, i);
+		if (!ir_interp_can_fold(n) || !(n->op == IR_OP_CAST || ir_op_has(n->op, IR_OPF_MOVE))) {
+			i++;
+			continue;
+		}
+		if (ir_interp_fold_node(g, i))
+			return -1;
+	}
+	for (size_t k = 0; k < p->n_output; k++) {
+		Sym *s = *p->output[k] ? sym_find(im, p->output[k]) : NULL;
+		if (s && s->v && !s->v->def && s->v->role == IR_ROLE_CONST && s->v->init &&
+		    !s->cst.type) {
+			s->cst.type = s->v->type;
+			s->cst.data = s->v->init;
+		}
+	}
+	return 0;
+}
+
 static int import_node(FeImport *im, int j)
 {
 	const Onnx__NodeProto *p = im->gp->node[j];
@@ -1029,8 +1055,9 @@ static int import_node(FeImport *im, int j)
 			              p->n_output, nmax);
 		return -1;
 	}
+	int first = im->g->nodes.n;
 	if ((extra && (int)p->n_output > nout && extra_output_unused(&n, nout, extra)) ||
-	    check_dtypes(&n) || fe_import_table[n.op].fn(&n))
+	    check_dtypes(&n) || fe_import_table[n.op].fn(&n) || fold_plumbing(im, p, first))
 		return -1;
 	for (size_t k = 0; k < p->n_output && (int)k < nout; k++)
 		if (*p->output[k] && !sym_find(im, p->output[k])->v) {

@@ -686,3 +686,35 @@ int ir_interp_fold(IrGraph *g, const IrNode *n, IrTensor *out)
 	free(ip);
 	return rc;
 }
+
+int ir_interp_can_fold(const IrNode *n)
+{
+	if (ir_op_has(n->op, IR_OPF_UPDATE | IR_OPF_RAW) || n->op == IR_OP_DROPOUT || !n->nin)
+		return 0;
+	for (int i = 0; i < n->nin; i++)
+		if (n->in[i]->role != IR_ROLE_CONST)
+			return 0;
+	return 1;
+}
+
+int ir_interp_fold_node(IrGraph *g, int idx)
+{
+	IrNode *n = IR_NODE(g, idx);
+	IrTensor out[MAX_OUT];
+	if (ir_interp_fold(g, n, out))
+		return -1;
+	for (int j = 0; j < n->nout; j++) {
+		IrValue *v = n->out[j];
+		/* the value keeps its name and identity: it becomes a constant in place */
+		v->def = NULL;
+		v->role = IR_ROLE_CONST;
+		v->init = out[j].data;
+		v->init_type = out[j].type;
+	}
+	for (int i = 0; i < n->nin; i++)
+		n->in[i]->nuses--;
+	memmove(&g->nodes.v[idx], &g->nodes.v[idx + 1],
+		(size_t)(g->nodes.n - idx - 1) * sizeof(void *));
+	g->nodes.n--;
+	return 0;
+}

@@ -479,6 +479,11 @@ enum { IR_STATE_HEADER_BYTES = 64 };
 /* Evaluate a node on constant inputs (canon's constant folding). Outputs are allocated in the
  * graph arena. Returns 0 or -1 with a diagnostic. */
 int ir_interp_fold(IrGraph *g, const IrNode *n, IrTensor *out);
+/* Whether n is a compute node whose inputs are all constants (what canon and the importer
+ * fold), and the fold itself: the node at index idx evaluated, its outputs turned into
+ * constants in place (same values, same names), the node removed. 0 or -1 (diagnostic). */
+int ir_interp_can_fold(const IrNode *n);
+int ir_interp_fold_node(IrGraph *g, int idx);
 
 /* Start-up self-check: names every op missing a hook it needs in the ir tables. */
 int ir_ops_check(IrCtx *c);
