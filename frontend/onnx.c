@@ -995,15 +995,16 @@ static int extra_output_unused(const FeNode *n, int k, const char *what)
 	return -1;
 }
 
-/* Constant plumbing (Cast, data moves) that the hook just emitted on constant inputs is
- * folded at once, as canon would fold it later, so that the node's outputs are constants the
- * following hooks can read: PyTorch writes Clip's bounds as Cast(Constant). */
-static int fold_plumbing(FeImport *im, const Onnx__NodeProto *p, int first)
+/* A Cast of constants that the hook just emitted is folded at once, as canon would fold it
+ * later, so that its output is a constant the following hooks can read: PyTorch writes
+ * Clip's bounds as Cast(Constant). (Other ops stay until canon: the graph keeps the
+ * model's structure for as long as it can.) */
+static int fold_casts(FeImport *im, const Onnx__NodeProto *p, int first)
 {
 	IrGraph *g = im->g;
 	for (int i = first; i < g->nodes.n;) {
 		IrNode *n = IR_NODE(g, i);
-		if (!ir_interp_can_fold(n) || !(n->op == IR_OP_CAST || ir_op_has(n->op, IR_OPF_MOVE))) {
+		if (n->op != IR_OP_CAST || !ir_interp_can_fold(n)) {
 			i++;
 			continue;
 		}
@@ -1057,7 +1058,7 @@ static int import_node(FeImport *im, int j)
 	}
 	int first = im->g->nodes.n;
 	if ((extra && (int)p->n_output > nout && extra_output_unused(&n, nout, extra)) ||
-	    check_dtypes(&n) || fe_import_table[n.op].fn(&n) || fold_plumbing(im, p, first))
+	    check_dtypes(&n) || fe_import_table[n.op].fn(&n) || fold_casts(im, p, first))
 		return -1;
 	for (size_t k = 0; k < p->n_output && (int)k < nout; k++)
 		if (*p->output[k] && !sym_find(im, p->output[k])->v) {
