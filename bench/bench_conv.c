@@ -22,79 +22,12 @@
 
 #include "codegen/cg.h"
 #include "passes/passes.h"
+#include "bench/benchlib.h"
 #include "runtime/lnsrt.h"
 
 #ifdef LNSC_HAVE_OPENBLAS
 #include <cblas.h>
 #endif
-
-typedef struct Fig {
-	double med, lo, hi; /* GFLOP/s */
-} Fig;
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-typedef struct Work {
-	void (*fn)(void *);
-	void *arg;
-	int reps;
-	double g[64];
-} Work;
-
-static void calibrate(Work *w, double min_s)
-{
-	w->reps = 1;
-	w->fn(w->arg);
-	for (;;) {
-		double t0 = lnsrt_now();
-		for (int r = 0; r < w->reps; r++)
-			w->fn(w->arg);
-		double t = lnsrt_now() - t0;
-		if (t >= min_s || w->reps >= (1 << 20))
-			return;
-		w->reps = t > 0 ? (int)(w->reps * (min_s / t) * 1.2) + 1 : w->reps * 10;
-	}
-}
-
-/* Runs the workloads `runs` times each, interleaved, with a pause before each (OpenBLAS's
- * threads spin for a while after a call) and an untimed call; median, min and max GFLOP/s. */
-static void time_all(Work *w, int nw, double flops, int runs, double min_s, Fig *out)
-{
-	for (int i = 0; i < nw; i++)
-		calibrate(&w[i], min_s);
-	for (int r = 0; r < runs; r++)
-		for (int i = 0; i < nw; i++) {
-			struct timespec pause = {0, 100 * 1000 * 1000};
-			nanosleep(&pause, NULL);
-			w[i].fn(w[i].arg);
-			double t0 = lnsrt_now();
-			for (int k = 0; k < w[i].reps; k++)
-				w[i].fn(w[i].arg);
-			w[i].g[r] = flops * w[i].reps / (lnsrt_now() - t0) * 1e-9;
-		}
-	for (int i = 0; i < nw; i++) {
-		double *g = w[i].g;
-		qsort(g, (size_t)runs, sizeof g[0], cmp_double);
-		out[i] = (Fig){runs % 2 ? g[runs / 2] : 0.5 * (g[runs / 2 - 1] + g[runs / 2]), g[0],
-			       g[runs - 1]};
-	}
-}
-
-static float *rand_buf(int64_t n, uint64_t seed)
-{
-	float *x = malloc(sizeof(float) * (size_t)(n ? n : 1));
-	if (!x)
-		abort();
-	for (int64_t i = 0; i < n; i++) {
-		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-		x[i] = (float)((double)(seed >> 40) / (double)(1 << 24) * 2.0 - 1.0);
-	}
-	return x;
-}
 
 /* A layer: X [n, c, h, w], W [m, c, k, k], stride 1, pads p, group 1. */
 typedef struct Layer {
@@ -292,7 +225,7 @@ static int row(const Layer *L, IrOp op, int threads, int runs, double min_s)
 	int64_t nx = (int64_t)L->n * L->c * L->h * L->w, nw = (int64_t)L->m * L->c * L->k * L->k;
 	int64_t ny = (int64_t)L->n * L->m * oh * ow;
 	int64_t n0 = op == IR_OP_CONV ? nx : ny, n1 = op == IR_OP_CONV_GRAD_W ? nx : nw;
-	float *d0 = rand_buf(n0, 1), *d1 = rand_buf(n1, 2);
+	float *d0 = bench_rand(n0, 1), *d1 = bench_rand(n1, 2);
 	int64_t nout = op == IR_OP_CONV ? ny : op == IR_OP_CONV_GRAD_X ? nx : nw;
 	float *y = malloc(sizeof(float) * (size_t)nout);
 	float *col = malloc(sizeof(float) * (size_t)(L->c * L->k * L->k) * (size_t)(oh * ow));
@@ -309,7 +242,7 @@ static int row(const Layer *L, IrOp op, int threads, int runs, double min_s)
 	w[nw_++] = (Work){blas_run, &b, 0, {0}};
 #endif
 	if (!rc)
-		time_all(w, nw_, layer_flops(L), runs, min_s, f);
+		bench_time_all(w, nw_, layer_flops(L), runs, min_s, f);
 	ours_free(&o[0]);
 	ours_free(&o[1]);
 	free(d0);

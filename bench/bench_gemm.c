@@ -17,83 +17,12 @@
 
 #include "codegen/cg.h"
 #include "passes/passes.h"
+#include "bench/benchlib.h"
 #include "runtime/lnsrt.h"
 
 #ifdef LNSC_HAVE_OPENBLAS
 #include <cblas.h>
 #endif
-
-typedef struct Fig {
-	double med, lo, hi; /* GFLOP/s */
-} Fig;
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* A timed workload: fn(arg) does `flops` floating-point operations. */
-typedef struct Work {
-	void (*fn)(void *);
-	void *arg;
-	int reps;       /* calls per timed run, so that a run lasts at least min_s */
-	double g[64];   /* GFLOP/s per run */
-} Work;
-
-/* Warm-up and calibration: the number of calls that lasts at least min_s seconds. */
-static void calibrate(Work *w, double min_s)
-{
-	w->reps = 1;
-	w->fn(w->arg);
-	for (;;) {
-		double t0 = lnsrt_now();
-		for (int r = 0; r < w->reps; r++)
-			w->fn(w->arg);
-		double t = lnsrt_now() - t0;
-		if (t >= min_s || w->reps >= (1 << 20))
-			return;
-		w->reps = t > 0 ? (int)(w->reps * (min_s / t) * 1.2) + 1 : w->reps * 10;
-	}
-}
-
-/* Runs the workloads `runs` times each, interleaved (so that the machine's noise hits them
- * alike), and returns their median, min and max GFLOP/s. Between workloads the other's worker
- * threads get time to stop spinning (OpenBLAS's spin for a while after each call and would take
- * a core from the next one), then one untimed call wakes this one's. */
-static void time_all(Work *w, int nw, double flops, int runs, double min_s, Fig *out)
-{
-	for (int i = 0; i < nw; i++)
-		calibrate(&w[i], min_s);
-	for (int r = 0; r < runs; r++)
-		for (int i = 0; i < nw; i++) {
-			struct timespec pause = {0, 100 * 1000 * 1000};
-			nanosleep(&pause, NULL);
-			w[i].fn(w[i].arg);
-			double t0 = lnsrt_now();
-			for (int k = 0; k < w[i].reps; k++)
-				w[i].fn(w[i].arg);
-			w[i].g[r] = flops * w[i].reps / (lnsrt_now() - t0) * 1e-9;
-		}
-	for (int i = 0; i < nw; i++) {
-		double *g = w[i].g;
-		qsort(g, (size_t)runs, sizeof g[0], cmp_double);
-		out[i] = (Fig){runs % 2 ? g[runs / 2] : 0.5 * (g[runs / 2 - 1] + g[runs / 2]), g[0],
-			       g[runs - 1]};
-	}
-}
-
-static float *rand_matrix(int64_t n, uint64_t seed)
-{
-	float *x = malloc(sizeof(float) * (size_t)n);
-	if (!x)
-		abort();
-	for (int64_t i = 0; i < n; i++) {
-		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-		x[i] = (float)((double)(seed >> 40) / (double)(1 << 24) * 2.0 - 1.0);
-	}
-	return x;
-}
 
 /* ---- lnsc: a one-Gemm model ---- */
 
@@ -207,7 +136,7 @@ static void print_fig(Fig f)
 static int row(int64_t n, int threads, int runs, double min_s)
 {
 	double flops = 2.0 * (double)n * (double)n * (double)n;
-	float *a = rand_matrix(n * n, 1), *b = rand_matrix(n * n, 2);
+	float *a = bench_rand(n * n, 1), *b = bench_rand(n * n, 2);
 	float *c = malloc(sizeof(float) * (size_t)(n * n));
 	Fig f[3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}};
 	Ours o[2];
@@ -221,7 +150,7 @@ static int row(int64_t n, int threads, int runs, double min_s)
 	w[nw++] = (Work){blas_run, &x, 0, {0}};
 #endif
 	if (!rc)
-		time_all(w, nw, flops, runs, min_s, f);
+		bench_time_all(w, nw, flops, runs, min_s, f);
 	ours_free(&o[0]);
 	ours_free(&o[1]);
 	free(a);

@@ -14,7 +14,6 @@
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -22,30 +21,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lnsctest import check, finish, run  # noqa: E402
+
 LNSC = os.environ["LNSC_BIN"]
 SRC = os.environ["LNSC_SRC"]
 MLP = os.path.join(SRC, "examples", "mlp", "mlp.onnx")
-passes = failures = 0
-
-
-def check(cond, what, detail=""):
-    global passes, failures
-    if cond:
-        passes += 1
-        print("ok:", what)
-    else:
-        failures += 1
-        print("FAIL:", what, detail)
-
-
-def run(cmd, timeout=900, **kw):
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
-    if p.returncode != 0:
-        print("command failed (%d): %s\n%s%s" % (p.returncode, " ".join(cmd), p.stdout[-2000:],
-                                                p.stderr[-2000:]))
-    return p
-
-
 def epoch_numbers(text):
     """(train_loss, test_loss, test_acc) of every epoch line."""
     return re.findall(r"train_loss (\S+)\s+test_loss (\S+)\s+test_acc (\S+)", text)
@@ -206,5 +187,4 @@ with tempfile.TemporaryDirectory() as tmp:
     test_exe(tmp)
     test_lib(tmp)
     test_aarch64(tmp)
-print("compile: %d passed, %d failed" % (passes, failures))
-sys.exit(1 if failures else 0)
+sys.exit(finish("compile"))

@@ -15,7 +15,6 @@ nothing; missing arguments are a usage error (exit 2).
 import gzip
 import os
 import re
-import subprocess
 import sys
 import tempfile
 
@@ -28,25 +27,10 @@ LNSC = os.environ["LNSC_BIN"]
 SRC = os.environ["LNSC_SRC"]
 sys.path.insert(0, os.path.join(SRC, "tests", "oracle"))
 from onnx_torch import Evaluator  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lnsctest import check, finish, run  # noqa: E402
 
 DATA = "/usr/share/datasets/fashion-mnist"
-passes = failures = 0
-
-
-def check(cond, what, detail=""):
-    global passes, failures
-    if cond:
-        passes += 1
-        print("ok:", what)
-    else:
-        failures += 1
-        print("FAIL:", what, detail)
-
-
-def run(cmd):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
-
-
 def idx(path):
     with gzip.open(path, "rb") as f:
         raw = f.read()
@@ -119,5 +103,4 @@ with tempfile.TemporaryDirectory() as tmp:
     e = run([LNSC, "export", mlp_ckpt])
     check(e.returncode == 2 and "-m MODEL.onnx" in e.stderr, "missing arguments: usage error")
 
-print("export: %d passed, %d failed" % (passes, failures))
-sys.exit(1 if failures else 0)
+sys.exit(finish("export"))

@@ -9,47 +9,21 @@ examples/cnn/resnet.onnx (two residual blocks, global average pool) trains 150 s
 lns-madam and must beat chance clearly. The same seed twice gives byte-identical metrics.
 Prints the per-epoch lines and each run's wall time.
 """
-import csv
 import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lnsctest import check, finish, train  # noqa: E402
 
 LNSC = os.environ["LNSC_BIN"]
 SRC = os.environ["LNSC_SRC"]
 CNN = os.path.join(SRC, "examples", "cnn", "cnn.onnx")
 RESNET = os.path.join(SRC, "examples", "cnn", "resnet.onnx")
 FLOORS = {"fp32": 0.86, "lns-madam": 0.81, "lns-sgd": 0.76}
-failures = passes = 0
-
-
-def check(cond, what):
-    global failures, passes
-    if cond:
-        passes += 1
-        print("ok:", what)
-    else:
-        failures += 1
-        print("FAIL:", what)
-
-
-def train(model, recipe, extra, metrics):
-    cmd = [LNSC, "train", model, "--recipe", recipe, "--seed", "0", "--no-progress",
-           "--metrics", metrics] + extra
-    t0 = time.time()
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
-    dt = time.time() - t0
-    sys.stdout.write(p.stdout)
-    if p.returncode != 0:
-        sys.stdout.write(p.stderr)
-        raise RuntimeError("%s exited %d" % (" ".join(cmd), p.returncode))
-    with open(metrics) as f:
-        return list(csv.DictReader(f)), dt
-
-
 def running_mean_moved(ckpt):
     """The first BatchNormalization's running mean in the checkpoint differs from its initial
     zeros (lnsc export writes the trained model with it)."""
@@ -86,5 +60,4 @@ with tempfile.TemporaryDirectory() as tmp:
     strip = lambda rows: [(r["train_loss"], r["test_loss"], r["test_acc"]) for r in rows]
     check(strip(a) == strip(b), "cnn: same seed, same numbers (%s)" % strip(a))
 
-print("train cnn: %d passed, %d failed" % (passes, failures))
-sys.exit(1 if failures else 0)
+sys.exit(finish("train cnn"))

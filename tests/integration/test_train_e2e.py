@@ -1,48 +1,24 @@
 #!/usr/bin/python3
-"""test_train_e2e.py: end-to-end training of examples/mlp on Fashion-MNIST with the interpreter.
+"""test_train_e2e.py: end-to-end training of examples/mlp on Fashion-MNIST (default backend).
 
 Trains one epoch with the fp32 recipe (SGD with momentum) and with lns-madam, and asserts the
 test accuracies the foundation issue sets (>= 0.82 and >= 0.80). Then checks determinism: the
 same seed gives byte-identical metrics twice (on shorter runs, --steps, to keep the suite fast).
 Prints the per-epoch lines and the wall time of each run.
 """
-import csv
 import os
-import subprocess
 import sys
 import tempfile
-import time
 
-LNSC = os.environ["LNSC_BIN"]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lnsctest import check, finish, train as lnsc_train  # noqa: E402
+
 SRC = os.environ["LNSC_SRC"]
 MODEL = os.path.join(SRC, "examples", "mlp", "mlp.onnx")
-failures = 0
-passes = 0
 
 
 def train(recipe, extra, metrics):
-    cmd = [LNSC, "train", MODEL, "--recipe", recipe, "--seed", "0", "--no-progress",
-           "--metrics", metrics] + extra
-    t0 = time.time()
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
-    dt = time.time() - t0
-    sys.stdout.write(p.stdout)
-    if p.returncode != 0:
-        sys.stdout.write(p.stderr)
-        raise RuntimeError("%s exited %d" % (" ".join(cmd), p.returncode))
-    with open(metrics) as f:
-        rows = list(csv.DictReader(f))
-    return rows, dt
-
-
-def check(cond, what):
-    global failures, passes
-    if cond:
-        passes += 1
-        print("ok:", what)
-    else:
-        failures += 1
-        print("FAIL:", what)
+    return lnsc_train(MODEL, recipe, extra, metrics)
 
 
 with tempfile.TemporaryDirectory() as tmp:
@@ -59,5 +35,4 @@ with tempfile.TemporaryDirectory() as tmp:
         c, _ = train(recipe, ["--steps", "150", "--seed", "1"], os.path.join(tmp, "c.csv"))
         check(strip(a) != strip(c), "%s: another seed, other numbers" % recipe)
 
-print("train e2e: %d passed, %d failed" % (passes, failures))
-sys.exit(1 if failures else 0)
+sys.exit(finish("train e2e"))

@@ -1,5 +1,6 @@
 /* cgdiff.c: the LLVM-vs-interpreter differential harness (cgdiff.h). */
 #include "cgdiff.h"
+#include "cgjit.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -528,4 +529,92 @@ void model_case(const char *path, const char *recipe, int64_t batch, int threads
 	k.iov[k.nio] = k.g->labels;
 	k.iod[k.nio++] = lab;
 	run(&k);
+}
+
+/* ---- one model compiled by its own JIT ---- */
+
+static void *zalloc(size_t n)
+{
+	size_t m = (n + 63) / 64 * 64;
+	void *p = aligned_alloc(64, m ? m : 64);
+	memset(p, 0, m ? m : 64);
+	return p;
+}
+
+static int jit_blobs(Jit *m, uint64_t seed)
+{
+	m->state = zalloc((size_t)m->d->state_bytes);
+	m->scratch = zalloc((size_t)m->d->scratch_bytes);
+	m->a = (LnsrtStepArgs){
+	    .state = m->state, .scratch = m->scratch, .io = m->io, .error_tensor = -1};
+	return m->d->init(&m->a, seed);
+}
+
+/* A second instance of src's model (own state and scratch). */
+int jit_share(Jit *m, const Jit *src, uint64_t seed)
+{
+	memset(m, 0, sizeof *m);
+	m->j = src->j;
+	m->d = src->d;
+	m->g = src->g;
+	return jit_blobs(m, seed);
+}
+
+int jit_open(Jit *m, IrCtx *ctx, IrGraph *g, const char *cpu, uint64_t seed)
+{
+	memset(m, 0, sizeof *m);
+	m->g = g;
+	m->owner = 1;
+	CgTarget t = {.cpu = cpu};
+	m->j = cg_jit_new(ctx, &t);
+	CgCtx *c = m->j ? cg_jit_ctx(m->j, "m") : NULL;
+	if (!c || cg_emit_model(c, g, "m", 0)) {
+		fprintf(stderr, "%s\n", ir_diag_text(ctx));
+		if (c)
+			cg_ctx_free(c);
+		return -1;
+	}
+	if (cg_jit_add(m->j, c) || !(m->d = cg_jit_lookup(m->j, "m"))) {
+		fprintf(stderr, "%s\n", ir_diag_text(ctx));
+		return -1;
+	}
+	return jit_blobs(m, seed);
+}
+
+void jit_close(Jit *m)
+{
+	free(m->state);
+	free(m->scratch);
+	if (m->pool)
+		lnsrt_pool_free(m->pool);
+	if (m->owner)
+		cg_jit_free(m->j);
+}
+
+void jit_threads(Jit *m, int n)
+{
+	if (m->pool)
+		lnsrt_pool_free(m->pool);
+	m->pool = n > 1 ? lnsrt_pool_new(n) : NULL;
+	m->a.pool = m->pool;
+}
+
+int jit_step(Jit *m, IrMode mode)
+{
+	return mode == IR_MODE_TRAIN ? m->d->train_step(&m->a) : m->d->eval_step(&m->a);
+}
+
+void *jit_data(Jit *m, const IrValue *v)
+{
+	return (v->loc.area == IR_AREA_STATE ? m->state : m->scratch) + v->loc.offset;
+}
+
+int32_t jit_k(Jit *m, const IrValue *v)
+{
+	int32_t k;
+	if (v->loc.area == IR_AREA_STATE)
+		memcpy(&k, m->state + v->loc.scale_off, 4);
+	else
+		memcpy(&k, m->scratch + m->g->plan->kslot_off + 4 * (size_t)v->id, 4);
+	return k;
 }

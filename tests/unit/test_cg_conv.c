@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cgjit.h"
 #include "codegen/cg.h"
 #include "passes/passes.h"
 #include "runtime/lnsrt.h"
@@ -52,99 +53,6 @@ static float *rand_data(int64_t n, float scale)
 	for (int64_t i = 0; i < n; i++)
 		x[i] = (float)((urand() * 2.0 - 1.0) * scale);
 	return x;
-}
-
-/* ---- a JIT-compiled model ---- */
-
-typedef struct Jit {
-	CgJit *j;
-	const LnsrtModelDesc *d;
-	uint8_t *state, *scratch;
-	const void *io[8];
-	LnsrtPool *pool;
-	LnsrtStepArgs a;
-	IrGraph *g;
-	int owner;
-} Jit;
-
-static void *zalloc(size_t n)
-{
-	size_t m = (n + 63) / 64 * 64;
-	void *p = aligned_alloc(64, m ? m : 64);
-	memset(p, 0, m ? m : 64);
-	return p;
-}
-
-static int jit_blobs(Jit *J, uint64_t seed)
-{
-	J->state = zalloc((size_t)J->d->state_bytes);
-	J->scratch = zalloc((size_t)J->d->scratch_bytes);
-	J->a = (LnsrtStepArgs){.state = J->state, .scratch = J->scratch, .io = J->io,
-			       .error_tensor = -1};
-	return J->d->init(&J->a, seed);
-}
-
-static int jit_share(Jit *J, const Jit *src, uint64_t seed)
-{
-	memset(J, 0, sizeof *J);
-	J->j = src->j;
-	J->d = src->d;
-	J->g = src->g;
-	return jit_blobs(J, seed);
-}
-
-static int jit_open(Jit *J, IrGraph *g, const char *cpu, uint64_t seed)
-{
-	memset(J, 0, sizeof *J);
-	J->g = g;
-	J->owner = 1;
-	CgTarget t = {.cpu = cpu};
-	J->j = cg_jit_new(C, &t);
-	CgCtx *c = J->j ? cg_jit_ctx(J->j, "m") : NULL;
-	if (!c || cg_emit_model(c, g, "m", 0)) {
-		fprintf(stderr, "%s\n", ir_diag_text(C));
-		if (c)
-			cg_ctx_free(c);
-		return -1;
-	}
-	if (cg_jit_add(J->j, c) || !(J->d = cg_jit_lookup(J->j, "m"))) {
-		fprintf(stderr, "%s\n", ir_diag_text(C));
-		return -1;
-	}
-	return jit_blobs(J, seed);
-}
-
-static void jit_close(Jit *J)
-{
-	free(J->state);
-	free(J->scratch);
-	if (J->pool)
-		lnsrt_pool_free(J->pool);
-	if (J->owner)
-		cg_jit_free(J->j);
-}
-
-static void jit_threads(Jit *J, int n)
-{
-	if (J->pool)
-		lnsrt_pool_free(J->pool);
-	J->pool = n > 1 ? lnsrt_pool_new(n) : NULL;
-	J->a.pool = J->pool;
-}
-
-static void *jit_data(Jit *J, const IrValue *v)
-{
-	return (v->loc.area == IR_AREA_STATE ? J->state : J->scratch) + v->loc.offset;
-}
-
-static int32_t jit_k(Jit *J, const IrValue *v)
-{
-	int32_t k;
-	if (v->loc.area == IR_AREA_STATE)
-		memcpy(&k, J->state + v->loc.scale_off, 4);
-	else
-		memcpy(&k, J->scratch + J->g->plan->kslot_off + 4 * (size_t)v->id, 4);
-	return k;
 }
 
 /* The f32 values of an operand as the model read them: decoded LNS codes (computed or
@@ -417,12 +325,12 @@ enum { MAXJ = 5 };
 static int open_models(IrGraph *g, Jit *J, int *nj)
 {
 	*nj = 0;
-	if (jit_open(&J[0], g, cpus[0], 7) || jit_share(&J[1], &J[0], 7))
+	if (jit_open(&J[0], C, g, cpus[0], 7) || jit_share(&J[1], &J[0], 7))
 		return -1;
 	jit_threads(&J[1], 2);
 	*nj = 2;
 	for (int i = 1; i < ncpus; i++) {
-		if (jit_open(&J[*nj], g, cpus[i], 7))
+		if (jit_open(&J[*nj], C, g, cpus[i], 7))
 			return -1;
 		(*nj)++;
 	}
@@ -683,7 +591,7 @@ static void madam_case(const Case *k)
 	CHECK_MSG(gf && gu, "%s: Madam graphs", name);
 	Jit J[MAXJ], U;
 	int nj = 0;
-	int ok = gf && gu && !open_models(gf, J, &nj) && !jit_open(&U, gu, cpus[0], 7);
+	int ok = gf && gu && !open_models(gf, J, &nj) && !jit_open(&U, C, gu, cpus[0], 7);
 	CHECK_MSG(ok, "%s: Madam setup", name);
 	const IrValue *w = gu ? ir_graph_value(gu, "w") : NULL;
 	size_t wbytes = w ? ir_type_bytes(w->type) : 0;

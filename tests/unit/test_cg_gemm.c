@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cgjit.h"
 #include "codegen/cg.h"
 #include "frontend/fe.h"
 #include "passes/passes.h"
@@ -51,106 +52,6 @@ static float *rand_data(int64_t n, float scale)
 	for (int64_t i = 0; i < n; i++)
 		x[i] = (float)((urand() * 2.0 - 1.0) * scale);
 	return x;
-}
-
-/* ---- a JIT-compiled model ---- */
-
-typedef struct Jit {
-	CgJit *j;
-	const LnsrtModelDesc *d;
-	uint8_t *state, *scratch;
-	const void *io[8];
-	LnsrtPool *pool;
-	LnsrtStepArgs a;
-	IrGraph *g;
-	int owner; /* compiled the model (else shares another Jit's) */
-} Jit;
-
-static void *zalloc(size_t n)
-{
-	size_t m = (n + 63) / 64 * 64;
-	void *p = aligned_alloc(64, m ? m : 64);
-	memset(p, 0, m ? m : 64);
-	return p;
-}
-
-/* Blobs for the model of J (compiled), initialised with seed. */
-static int jit_blobs(Jit *J, uint64_t seed)
-{
-	J->state = zalloc((size_t)J->d->state_bytes);
-	J->scratch = zalloc((size_t)J->d->scratch_bytes);
-	J->a = (LnsrtStepArgs){.state = J->state, .scratch = J->scratch, .io = J->io,
-			       .error_tensor = -1};
-	return J->d->init(&J->a, seed);
-}
-
-/* A second instance of src's model (own state and scratch). */
-static int jit_share(Jit *J, const Jit *src, uint64_t seed)
-{
-	memset(J, 0, sizeof *J);
-	J->j = src->j;
-	J->d = src->d;
-	J->g = src->g;
-	return jit_blobs(J, seed);
-}
-
-static int jit_open(Jit *J, IrGraph *g, const char *cpu, uint64_t seed)
-{
-	memset(J, 0, sizeof *J);
-	J->g = g;
-	J->owner = 1;
-	CgTarget t = {.cpu = cpu};
-	J->j = cg_jit_new(C, &t);
-	CgCtx *c = J->j ? cg_jit_ctx(J->j, "m") : NULL;
-	if (!c || cg_emit_model(c, g, "m", 0)) {
-		fprintf(stderr, "%s\n", ir_diag_text(C));
-		if (c)
-			cg_ctx_free(c);
-		return -1;
-	}
-	if (cg_jit_add(J->j, c) || !(J->d = cg_jit_lookup(J->j, "m"))) {
-		fprintf(stderr, "%s\n", ir_diag_text(C));
-		return -1;
-	}
-	return jit_blobs(J, seed);
-}
-
-static void jit_close(Jit *J)
-{
-	free(J->state);
-	free(J->scratch);
-	if (J->pool)
-		lnsrt_pool_free(J->pool);
-	if (J->owner)
-		cg_jit_free(J->j);
-}
-
-static void jit_threads(Jit *J, int n)
-{
-	if (J->pool)
-		lnsrt_pool_free(J->pool);
-	J->pool = n > 1 ? lnsrt_pool_new(n) : NULL;
-	J->a.pool = J->pool;
-}
-
-static int jit_step(Jit *J, IrMode mode)
-{
-	return mode == IR_MODE_TRAIN ? J->d->train_step(&J->a) : J->d->eval_step(&J->a);
-}
-
-static void *jit_data(Jit *J, const IrValue *v)
-{
-	return (v->loc.area == IR_AREA_STATE ? J->state : J->scratch) + v->loc.offset;
-}
-
-static int32_t jit_k(Jit *J, const IrValue *v)
-{
-	int32_t k;
-	if (v->loc.area == IR_AREA_STATE)
-		memcpy(&k, J->state + v->loc.scale_off, 4);
-	else
-		memcpy(&k, J->scratch + J->g->plan->kslot_off + 4 * (size_t)v->id, 4);
-	return k;
 }
 
 /* ---- comparisons ---- */
@@ -436,9 +337,9 @@ static void run_case(const Case *k)
 	IrInterp *ip = ir_interp_new(g, 7);
 	Jit J[3];
 	int nj = ncpus + 1;
-	int ok = ip != NULL && jit_open(&J[0], g, cpus[0], 7) == 0 && jit_share(&J[1], &J[0], 7) == 0;
+	int ok = ip != NULL && jit_open(&J[0], C, g, cpus[0], 7) == 0 && jit_share(&J[1], &J[0], 7) == 0;
 	if (ok && ncpus == 2)
-		ok = jit_open(&J[2], g, cpus[1], 7) == 0;
+		ok = jit_open(&J[2], C, g, cpus[1], 7) == 0;
 	if (ok)
 		jit_threads(&J[1], 2);
 	CHECK_MSG(ok, "%s: setup", name);
@@ -570,7 +471,7 @@ static void test_nonfinite(void)
 		IrNode *n;
 		IrGraph *g = case_graph(&k, bd, cd, &n);
 		Jit J;
-		CHECK(g && jit_open(&J, g, cpus[0], 3) == 0);
+		CHECK(g && jit_open(&J, C, g, cpus[0], 3) == 0);
 		if (!g)
 			continue;
 		float *x = rand_data(k.M * k.K, 1.0f);
@@ -711,7 +612,7 @@ static void test_mlp_madam(void)
 	CHECK(gf->plan->state_bytes == gu->plan->state_bytes);
 	IrInterp *ip = ir_interp_new(gu, 11), *ipf = ir_interp_new(gi, 11);
 	Jit Jf, Ju, J2;
-	int ok = ip && ipf && !jit_open(&Jf, gf, cpus[0], 11) && !jit_open(&Ju, gu, cpus[0], 11) &&
+	int ok = ip && ipf && !jit_open(&Jf, C, gf, cpus[0], 11) && !jit_open(&Ju, C, gu, cpus[0], 11) &&
 		 !jit_share(&J2, &Jf, 11);
 	CHECK_MSG(ok, "MLP setup");
 	if (!ok)
