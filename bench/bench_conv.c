@@ -20,9 +20,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/benchlib.h"
 #include "codegen/cg.h"
 #include "passes/passes.h"
-#include "bench/benchlib.h"
 #include "runtime/lnsrt.h"
 
 #ifdef LNSC_HAVE_OPENBLAS
@@ -47,33 +47,8 @@ static double layer_flops(const Layer *L)
 
 /* ---- lnsc: a one-node model ---- */
 
-typedef struct Ours {
-	IrCtx *ir;
-	IrGraph *g;
-	CgJit *jit;
-	const LnsrtModelDesc *d;
-	void *state, *scratch;
-	const void *io[2];
-	LnsrtStepArgs a;
-} Ours;
-
-static void ours_free(Ours *o)
-{
-	if (!o->ir)
-		return;
-	free(o->state);
-	free(o->scratch);
-	if (o->a.pool)
-		lnsrt_pool_free(o->a.pool);
-	if (o->jit)
-		cg_jit_free(o->jit);
-	if (o->g)
-		ir_graph_free(o->g);
-	ir_ctx_free(o->ir);
-}
-
 static IrValue *operand(IrGraph *g, const char *name, const int64_t *dims, int lns,
-			const float *data)
+                        const float *data)
 {
 	IrCtx *ir = g->ctx;
 	const IrType *t = ir_type(ir, IR_DT_F32, 4, dims);
@@ -87,14 +62,17 @@ static IrValue *operand(IrGraph *g, const char *name, const int64_t *dims, int l
 /* The op's graph: forward (X, W), ConvGradX (dY, W), ConvGradW (dY, X); data0, data1 its
  * operands' values. */
 static IrGraph *conv_graph(IrCtx *ir, const Layer *L, IrOp op, int lns, const float *d0,
-			   const float *d1)
+                           const float *d1)
 {
 	int oh = out_dim(L, L->h), ow = out_dim(L, L->w);
 	int64_t xd[4] = {L->n, L->c, L->h, L->w}, wd[4] = {L->m, L->c, L->k, L->k};
 	int64_t yd[4] = {L->n, L->m, oh, ow};
 	IrGraph *g = ir_graph_new(ir, "bench_conv", NULL);
-	IrAttrs at = {.conv = {.kernel = {L->k, L->k}, .stride = {1, 1}, .dilation = {1, 1},
-			       .pad = {L->p, L->p, L->p, L->p}, .group = 1}};
+	IrAttrs at = {.conv = {.kernel = {L->k, L->k},
+	                       .stride = {1, 1},
+	                       .dilation = {1, 1},
+	                       .pad = {L->p, L->p, L->p, L->p},
+	                       .group = 1}};
 	IrValue *in[2];
 	if (op == IR_OP_CONV) {
 		in[0] = operand(g, "x", xd, lns, d0);
@@ -115,37 +93,12 @@ static IrGraph *conv_graph(IrCtx *ir, const Layer *L, IrOp op, int lns, const fl
 	return pass_plan(g) ? NULL : g;
 }
 
-static int ours_init(Ours *o, const Layer *L, IrOp op, int lns, const float *d0, const float *d1,
-		     int threads)
+static int ours_init(BenchModel *o, const Layer *L, IrOp op, int lns, const float *d0,
+                     const float *d1, int threads)
 {
-	memset(o, 0, sizeof *o);
-	o->ir = ir_ctx_new();
-	o->g = conv_graph(o->ir, L, op, lns, d0, d1);
-	o->jit = o->g ? cg_jit_new(o->ir, NULL) : NULL;
-	CgCtx *c = o->jit ? cg_jit_ctx(o->jit, "bench") : NULL;
-	if (!c || cg_emit_model(c, o->g, "bench", 0) || cg_jit_add(o->jit, c) ||
-	    !(o->d = cg_jit_lookup(o->jit, "bench"))) {
-		fprintf(stderr, "bench_conv: %s\n", ir_diag_text(o->ir));
-		return -1;
-	}
-	o->state = aligned_alloc(64, ((size_t)o->d->state_bytes + 63) / 64 * 64);
-	o->scratch = aligned_alloc(64, ((size_t)o->d->scratch_bytes + 63) / 64 * 64);
-	if (!o->state || !o->scratch)
-		return -1;
-	memset(o->scratch, 0, (size_t)o->d->scratch_bytes);
-	o->io[0] = d0;
-	o->io[1] = d1;
-	o->a = (LnsrtStepArgs){.state = o->state, .scratch = o->scratch, .io = o->io,
-			       .pool = threads > 1 ? lnsrt_pool_new(threads) : NULL,
-			       .error_tensor = -1};
-	return o->d->init(&o->a, 1);
-}
-
-static void ours_run(void *arg)
-{
-	Ours *o = arg;
-	if (o->d->eval_step(&o->a))
-		abort();
+	IrCtx *ir = ir_ctx_new();
+	return bench_model_open(o, ir, conv_graph(ir, L, op, lns, d0, d1), d0, d1, threads,
+	                        "bench_conv");
 }
 
 /* ---- the baseline: im2col + OpenBLAS sgemm per image ---- */
@@ -171,8 +124,10 @@ static void im2col(const Layer *L, const float *x, float *col, int add)
 					int ih = i - L->p + kh;
 					for (int j = 0; j < ow; j++) {
 						int iw = j - L->p + kw;
-						int in = ih >= 0 && ih < L->h && iw >= 0 && iw < L->w;
-						float *xp = (float *)x + ((int64_t)c * L->h + ih) * L->w + iw;
+						int in =
+						    ih >= 0 && ih < L->h && iw >= 0 && iw < L->w;
+						float *xp = (float *)x +
+						            ((int64_t)c * L->h + ih) * L->w + iw;
 						if (add && in)
 							*xp += row[i * ow + j];
 						else if (!add)
@@ -193,25 +148,20 @@ static void blas_run(void *arg)
 	for (int n = 0; n < L->n; n++) {
 		if (b->op == IR_OP_CONV) {
 			im2col(L, b->d0 + n * xs, b->col, 0);
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, P, K, 1.0f, b->d1, K,
-				    b->col, P, 0.0f, b->y + n * ys, P);
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, P, K, 1.0f, b->d1,
+			            K, b->col, P, 0.0f, b->y + n * ys, P);
 		} else if (b->op == IR_OP_CONV_GRAD_X) {
-			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, M, 1.0f, b->d1, K,
-				    b->d0 + n * ys, P, 0.0f, b->col, P);
+			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, M, 1.0f, b->d1,
+			            K, b->d0 + n * ys, P, 0.0f, b->col, P);
 			im2col(L, b->y + n * xs, b->col, 1);
 		} else {
 			im2col(L, b->d1 + n * xs, b->col, 0);
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, P, 1.0f,
-				    b->d0 + n * ys, P, b->col, P, n ? 1.0f : 0.0f, b->y, K);
+			            b->d0 + n * ys, P, b->col, P, n ? 1.0f : 0.0f, b->y, K);
 		}
 	}
 }
 #endif
-
-static void print_fig(Fig f)
-{
-	printf(" %6.1f [%5.1f-%5.1f] |", f.med, f.lo, f.hi);
-}
 
 static const char *op_label(IrOp op)
 {
@@ -230,11 +180,13 @@ static int row(const Layer *L, IrOp op, int threads, int runs, double min_s)
 	float *y = malloc(sizeof(float) * (size_t)nout);
 	float *col = malloc(sizeof(float) * (size_t)(L->c * L->k * L->k) * (size_t)(oh * ow));
 	Fig f[3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}};
-	Ours o[2];
+	BenchModel o[2];
 	memset(o, 0, sizeof o);
 	int rc = ours_init(&o[0], L, op, 1, d0, d1, threads) ||
-		 ours_init(&o[1], L, op, 0, d0, d1, threads);
-	Work w[3] = {{ours_run, &o[0], 0, {0}}, {ours_run, &o[1], 0, {0}}, {NULL, NULL, 0, {0}}};
+	         ours_init(&o[1], L, op, 0, d0, d1, threads);
+	Work w[3] = {{bench_model_run, &o[0], 0, {0}},
+	             {bench_model_run, &o[1], 0, {0}},
+	             {NULL, NULL, 0, {0}}};
 	int nw_ = 2;
 #ifdef LNSC_HAVE_OPENBLAS
 	Blas b = {L, op, d0, d1, y, col};
@@ -243,8 +195,8 @@ static int row(const Layer *L, IrOp op, int threads, int runs, double min_s)
 #endif
 	if (!rc)
 		bench_time_all(w, nw_, layer_flops(L), runs, min_s, f);
-	ours_free(&o[0]);
-	ours_free(&o[1]);
+	bench_model_free(&o[0]);
+	bench_model_free(&o[1]);
 	free(d0);
 	free(d1);
 	free(y);
@@ -253,7 +205,7 @@ static int row(const Layer *L, IrOp op, int threads, int runs, double min_s)
 		return -1;
 	printf("| %-6s | %-7s | %7d |", L->name, op_label(op), threads);
 	for (int i = 0; i < 3; i++)
-		print_fig(f[i]);
+		bench_print_fig(f[i]);
 	if (f[2].med > 0)
 		printf(" %8.2f | %8.2f |\n", f[0].med / f[2].med, f[1].med / f[2].med);
 	else
@@ -263,41 +215,23 @@ static int row(const Layer *L, IrOp op, int threads, int runs, double min_s)
 
 int main(int argc, char **argv)
 {
-	int smoke = 0, runs = 7;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--smoke")) {
-			smoke = 1;
-		} else if (!strcmp(argv[i], "--runs") && i + 1 < argc && atoi(argv[i + 1]) >= 5 &&
-			   atoi(argv[i + 1]) <= 64) {
-			runs = atoi(argv[++i]);
-		} else {
-			fprintf(stderr, "usage: bench_conv [--smoke] [--runs N (5..64)]\n");
-			return 2;
-		}
-	}
-	printf("command:");
-	for (int i = 0; i < argc; i++)
-		printf(" %s", argv[i]);
-	printf("\n");
-	cg_llvm_init();
-#ifdef LNSC_HAVE_OPENBLAS
-	printf("OpenBLAS: %s\n", openblas_get_config());
-#else
-	printf("OpenBLAS: not found at build time (no baseline column)\n");
-#endif
+	int smoke, runs = 7;
+	if (bench_start(argc, argv, "bench_conv", &smoke, &runs))
+		return 2;
 	static const Layer layers[] = {{"conv1", 64, 1, 28, 28, 16, 3, 1},
-				       {"conv2", 64, 16, 14, 14, 32, 3, 1}};
+	                               {"conv2", 64, 16, 14, 14, 32, 3, 1}};
 	static const Layer tiny[] = {{"tiny", 2, 3, 9, 9, 4, 3, 1}};
 	const Layer *ls = smoke ? tiny : layers;
 	int nl = smoke ? 1 : 2;
 	if (smoke)
 		runs = 1;
 	printf("GFLOP/s (2 M N K / t: the layer's multiply-adds, batch 64, f32 result); median "
-	       "[min-max] of %d runs after a warm-up\n\n", runs);
-	printf("| layer  | op      | threads | lnsc lns8g8 operands | lnsc f32 operands    | "
-	       "im2col + OpenBLAS    | lns/BLAS | f32/BLAS |\n");
-	printf("|--------|---------|---------|----------------------|----------------------|"
-	       "----------------------|----------|----------|\n");
+	       "[min-max] of %d runs after a warm-up\n\n",
+	       runs);
+	printf("| layer  | op      | threads | lnsc lns8g8 operands  | lnsc f32 operands     | "
+	       "im2col + OpenBLAS     | lns/BLAS | f32/BLAS |\n");
+	printf("|--------|---------|---------|-----------------------|-----------------------|"
+	       "-----------------------|----------|----------|\n");
 	static const IrOp ops[] = {IR_OP_CONV, IR_OP_CONV_GRAD_X, IR_OP_CONV_GRAD_W};
 	for (int threads = 1; threads <= 2; threads++)
 		for (int l = 0; l < nl; l++)

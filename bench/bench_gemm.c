@@ -15,9 +15,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/benchlib.h"
 #include "codegen/cg.h"
 #include "passes/passes.h"
-#include "bench/benchlib.h"
 #include "runtime/lnsrt.h"
 
 #ifdef LNSC_HAVE_OPENBLAS
@@ -25,30 +25,6 @@
 #endif
 
 /* ---- lnsc: a one-Gemm model ---- */
-
-typedef struct Ours {
-	IrCtx *ir;
-	IrGraph *g;
-	CgJit *jit;
-	const LnsrtModelDesc *d;
-	void *state, *scratch;
-	const void *io[2];
-	LnsrtStepArgs a;
-} Ours;
-
-static void ours_free(Ours *o)
-{
-	if (!o->ir)
-		return;
-	free(o->state);
-	free(o->scratch);
-	if (o->a.pool)
-		lnsrt_pool_free(o->a.pool);
-	cg_jit_free(o->jit);
-	if (o->g)
-		ir_graph_free(o->g);
-	ir_ctx_free(o->ir);
-}
 
 /* A, B: n x n; LNS operands are constants (lns8g8, encoded at init), f32 ones inputs. */
 static IrGraph *gemm_graph(IrCtx *ir, int64_t n, int lns, const float *a, const float *b)
@@ -63,8 +39,8 @@ static IrGraph *gemm_graph(IrCtx *ir, int64_t n, int lns, const float *a, const 
 		if (lns) {
 			LnsFormat f;
 			lns_format_parse("lns8g8:static", &f);
-			in[i] = ir_value_new(g, names[i], ir_type_with_format(ir, t, f), IR_ROLE_CONST,
-					     data[i], t);
+			in[i] = ir_value_new(g, names[i], ir_type_with_format(ir, t, f),
+			                     IR_ROLE_CONST, data[i], t);
 		} else {
 			in[i] = ir_value_new(g, names[i], t, IR_ROLE_INPUT, NULL, NULL);
 		}
@@ -78,36 +54,10 @@ static IrGraph *gemm_graph(IrCtx *ir, int64_t n, int lns, const float *a, const 
 	return pass_plan(g) ? NULL : g;
 }
 
-static int ours_init(Ours *o, int64_t n, int lns, const float *a, const float *b, int threads)
+static int ours_init(BenchModel *o, int64_t n, int lns, const float *a, const float *b, int threads)
 {
-	memset(o, 0, sizeof *o);
-	o->ir = ir_ctx_new();
-	o->g = gemm_graph(o->ir, n, lns, a, b);
-	o->jit = o->g ? cg_jit_new(o->ir, NULL) : NULL;
-	CgCtx *c = o->jit ? cg_jit_ctx(o->jit, "bench") : NULL;
-	if (!c || cg_emit_model(c, o->g, "bench", 0) || cg_jit_add(o->jit, c) ||
-	    !(o->d = cg_jit_lookup(o->jit, "bench"))) {
-		fprintf(stderr, "bench_gemm: %s\n", ir_diag_text(o->ir));
-		return -1;
-	}
-	o->state = aligned_alloc(64, ((size_t)o->d->state_bytes + 63) / 64 * 64);
-	o->scratch = aligned_alloc(64, ((size_t)o->d->scratch_bytes + 63) / 64 * 64);
-	if (!o->state || !o->scratch)
-		return -1;
-	memset(o->scratch, 0, (size_t)o->d->scratch_bytes);
-	o->io[0] = a;
-	o->io[1] = b;
-	o->a = (LnsrtStepArgs){.state = o->state, .scratch = o->scratch, .io = o->io,
-			       .pool = threads > 1 ? lnsrt_pool_new(threads) : NULL,
-			       .error_tensor = -1};
-	return o->d->init(&o->a, 1);
-}
-
-static void ours_run(void *arg)
-{
-	Ours *o = arg;
-	if (o->d->eval_step(&o->a))
-		abort();
+	IrCtx *ir = ir_ctx_new();
+	return bench_model_open(o, ir, gemm_graph(ir, n, lns, a, b), a, b, threads, "bench_gemm");
 }
 
 /* ---- OpenBLAS ---- */
@@ -123,14 +73,9 @@ static void blas_run(void *arg)
 {
 	Blas *x = arg;
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, x->n, x->n, x->n, 1.0f, x->a, x->n,
-		    x->b, x->n, 0.0f, x->c, x->n);
+	            x->b, x->n, 0.0f, x->c, x->n);
 }
 #endif
-
-static void print_fig(Fig f)
-{
-	printf(" %7.1f [%5.1f-%5.1f] |", f.med, f.lo, f.hi);
-}
 
 /* One row: size n with the given thread count. */
 static int row(int64_t n, int threads, int runs, double min_s)
@@ -139,10 +84,12 @@ static int row(int64_t n, int threads, int runs, double min_s)
 	float *a = bench_rand(n * n, 1), *b = bench_rand(n * n, 2);
 	float *c = malloc(sizeof(float) * (size_t)(n * n));
 	Fig f[3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}};
-	Ours o[2];
+	BenchModel o[2];
 	memset(o, 0, sizeof o);
 	int rc = ours_init(&o[0], n, 1, a, b, threads) || ours_init(&o[1], n, 0, a, b, threads);
-	Work w[3] = {{ours_run, &o[0], 0, {0}}, {ours_run, &o[1], 0, {0}}, {NULL, NULL, 0, {0}}};
+	Work w[3] = {{bench_model_run, &o[0], 0, {0}},
+	             {bench_model_run, &o[1], 0, {0}},
+	             {NULL, NULL, 0, {0}}};
 	int nw = 2;
 #ifdef LNSC_HAVE_OPENBLAS
 	Blas x = {(int)n, a, b, c};
@@ -151,8 +98,8 @@ static int row(int64_t n, int threads, int runs, double min_s)
 #endif
 	if (!rc)
 		bench_time_all(w, nw, flops, runs, min_s, f);
-	ours_free(&o[0]);
-	ours_free(&o[1]);
+	bench_model_free(&o[0]);
+	bench_model_free(&o[1]);
 	free(a);
 	free(b);
 	free(c);
@@ -160,7 +107,7 @@ static int row(int64_t n, int threads, int runs, double min_s)
 		return -1;
 	printf("| %5lld | %7d |", (long long)n, threads);
 	for (int i = 0; i < 3; i++)
-		print_fig(f[i]);
+		bench_print_fig(f[i]);
 	if (f[2].med > 0)
 		printf(" %9.2f | %9.2f |\n", f[0].med / f[2].med, f[1].med / f[2].med);
 	else
@@ -170,35 +117,17 @@ static int row(int64_t n, int threads, int runs, double min_s)
 
 int main(int argc, char **argv)
 {
-	int smoke = 0, runs = 7;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--smoke")) {
-			smoke = 1;
-		} else if (!strcmp(argv[i], "--runs") && i + 1 < argc && atoi(argv[i + 1]) >= 5 &&
-			   atoi(argv[i + 1]) <= 64) {
-			runs = atoi(argv[++i]);
-		} else {
-			fprintf(stderr, "usage: bench_gemm [--smoke] [--runs N (5..64)]\n");
-			return 2;
-		}
-	}
-	printf("command:");
-	for (int i = 0; i < argc; i++)
-		printf(" %s", argv[i]);
-	printf("\n");
-	cg_llvm_init();
-#ifdef LNSC_HAVE_OPENBLAS
-	printf("OpenBLAS: %s\n", openblas_get_config());
-#else
-	printf("OpenBLAS: not found at build time (no baseline column)\n");
-#endif
+	int smoke, runs = 7;
+	if (bench_start(argc, argv, "bench_gemm", &smoke, &runs))
+		return 2;
 	static const int64_t sizes[] = {256, 512, 1024}, smoke_sizes[] = {16, 37};
 	const int64_t *sz = smoke ? smoke_sizes : sizes;
 	int nsz = smoke ? 2 : 3;
 	if (smoke)
 		runs = 1;
 	printf("GFLOP/s (2 n^3 / t), C = A B with n x n row-major matrices, f32 result; median "
-	       "[min-max] of %d runs after a warm-up\n\n", runs);
+	       "[min-max] of %d runs after a warm-up\n\n",
+	       runs);
 	printf("| n     | threads | lnsc lns8g8 operands  | lnsc f32 operands     | OpenBLAS sgemm "
 	       "       | lns/BLAS  | f32/BLAS  |\n");
 	printf("|-------|---------|-----------------------|-----------------------|---------------"

@@ -618,3 +618,87 @@ int32_t jit_k(Jit *m, const IrValue *v)
 		memcpy(&k, m->scratch + m->g->plan->kslot_off + 4 * (size_t)v->id, 4);
 	return k;
 }
+
+double rng_unit(Rng *r)
+{
+	r->s = r->s * 6364136223846793005ull + 1442695040888963407ull;
+	return (double)(r->s >> 11) * (1.0 / 9007199254740992.0);
+}
+
+int rng_int(Rng *r, int lo, int hi)
+{
+	return lo + (int)(rng_unit(r) * (hi - lo + 1));
+}
+
+float *rng_data(Rng *r, int64_t n, float scale)
+{
+	float *x = malloc(sizeof(float) * (size_t)(n ? n : 1));
+	for (int64_t i = 0; i < n; i++)
+		x[i] = (float)((rng_unit(r) * 2.0 - 1.0) * scale);
+	return x;
+}
+
+void check_bound(const char *what, const float *y, const double *ref, const double *bound,
+                 int64_t n)
+{
+	int64_t bad = 0, first = -1;
+	for (int64_t i = 0; i < n; i++)
+		if (!(fabs(y[i] - ref[i]) <= bound[i])) {
+			bad++;
+			first = first < 0 ? i : first;
+		}
+	CHECK_MSG(bad == 0,
+	          "%s: %lld of %lld outside the fp32 bound (first %lld: %.9g, want %.9g +- %g)",
+	          what, (long long)bad, (long long)n, (long long)first, first >= 0 ? y[first] : 0.0,
+	          first >= 0 ? ref[first] : 0.0, first >= 0 ? bound[first] : 0.0);
+}
+
+int host_cpus(const char **cpus, int baseline, const char *prog)
+{
+	int n = 0;
+	IrCtx *probe = ir_ctx_new();
+	CgTarget t = {0};
+	CgCtx *c = cg_ctx_new(probe, &t, "probe", NULL);
+	int vw = c ? c->vw : 0, x86 = c && c->is_x86;
+	if (c)
+		cg_ctx_free(c);
+	ir_ctx_free(probe);
+	if (x86 && vw == 16)
+		cpus[n++] = "x86-64-v4";
+	if (x86 && vw >= 8)
+		cpus[n++] = "x86-64-v3";
+	if (x86 && baseline)
+		cpus[n++] = "x86-64";
+	if (!n)
+		cpus[n++] = NULL;
+	if (vw != 16)
+		printf("%s: no AVX-512 on this host: vector width 16 not tested\n", prog);
+	return n;
+}
+
+const IrType *with_fmt(IrCtx *ctx, const IrType *t, const char *fmt)
+{
+	LnsFormat f;
+	if (!fmt)
+		return t;
+	CHECK(lns_format_parse(fmt, &f) == 0);
+	return ir_type_with_format(ctx, t, f);
+}
+
+void make_output(IrGraph *g, IrValue *v)
+{
+	v->is_output = 1;
+	ir_vec_push(&g->outputs, v);
+}
+
+void check_same(const char *what, Jit *a, Jit *b, const IrValue *v)
+{
+	CHECK_MSG(a->d->state_bytes == b->d->state_bytes &&
+	              !memcmp(a->state + 16, b->state + 16, (size_t)a->d->state_bytes - 16),
+	          "%s: state blobs differ", what);
+	size_t bytes = ir_type_bytes(v->type);
+	CHECK_MSG(!memcmp(jit_data(a, v), jit_data(b, v), bytes), "%s: '%s' differs", what,
+	          v->name);
+	if (v->type->dt == IR_DT_LNS)
+		CHECK_MSG(jit_k(a, v) == jit_k(b, v), "%s: k of '%s' differs", what, v->name);
+}
