@@ -143,10 +143,19 @@ int fe_lua_opt_bool(lua_State *L, int idx, const char *key, int def)
 
 /* ---- the module ---- */
 
+/* lnsc.clock(): seconds on the monotonic clock, for timing in scripts (os.clock is CPU time
+ * and os.time whole seconds). */
+static int lnsc_clock(lua_State *L)
+{
+	lua_pushnumber(L, lnsrt_now());
+	return 1;
+}
+
 static const luaL_Reg lnsc_funcs[] = {
     {"load", fe_lua_load},
     {"dataset", fe_lua_dataset},
     {"resume", fe_lua_resume},
+    {"clock", lnsc_clock},
     {NULL, NULL},
 };
 

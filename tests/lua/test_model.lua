@@ -2,6 +2,12 @@
 -- errors a script gets for misuse (each naming the problem and the script's file:line).
 local T = require "testlib"
 
+T.eq(lnsc.version, "0.1.0", "lnsc.version")
+T.eq(lnsc.recipes, "fp32, lns-madam, lns-sgd", "lnsc.recipes")
+local c0 = lnsc.clock()
+T.ok(type(c0) == "number" and lnsc.clock() >= c0, "lnsc.clock is monotonic")
+T.eq(require("lnsc"), lnsc, "require 'lnsc' is the global")
+
 local m = lnsc.load(T.mlp)
 T.eq(m.recipe, "lns-madam", "default recipe")
 T.eq(m.batch, 64, "default batch")
