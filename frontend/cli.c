@@ -444,6 +444,26 @@ static void backend_free(Backend *b)
 	ir_interp_free(b->ip);
 }
 
+/* What the run is built from, as checkpoints record it for lnsc.resume (frontend/lua). */
+static char *trainer_meta(const CliArgs *a, int batch, int threads)
+{
+	FeTrainerSpec s;
+	fe_spec_init(&s);
+	fe_spec_set_model(&s, a->model);
+	snprintf(s.recipe, sizeof s.recipe, "%s", a->po.recipe);
+	snprintf(s.backend, sizeof s.backend, "%s", a->backend);
+	s.batch = batch;
+	s.threads = threads;
+	s.seed = a->seed;
+	s.lr = a->po.lr;
+	s.momentum = a->po.momentum;
+	s.adam = a->po.optimizer == PASS_OPT_ADAM;
+	fe_overrides_copy(&s.ov, &a->ov);
+	char *meta = fe_spec_meta(&s);
+	fe_spec_free(&s);
+	return meta;
+}
+
 static int run_training(IrCtx *c, IrGraph *g, const CliArgs *a)
 {
 	LnsrtDataset train = {0}, test = {0};
@@ -472,6 +492,8 @@ static int run_training(IrCtx *c, IrGraph *g, const CliArgs *a)
 			     .progress = a->progress, .out = stdout, .max_steps = a->steps,
 			     .checkpoint_path = a->checkpoint, .checkpoint_every = a->checkpoint_every,
 			     .resume_path = a->resume};
+	char *meta = a->checkpoint ? trainer_meta(a, b.tr.batch, b.threads) : NULL;
+	to.checkpoint_meta = meta;
 	LnsrtEpochResult last;
 	printf("lnsc: training %s: recipe %s, backend %s, %d thread%s, batch %d, %d epoch%s, "
 	       "seed %llu\n",
@@ -479,6 +501,7 @@ static int run_training(IrCtx *c, IrGraph *g, const CliArgs *a)
 	       a->epochs, a->epochs > 1 ? "s" : "", (unsigned long long)a->seed);
 	fflush(stdout);
 	rc = lnsrt_train(&b.tr, &train, &test, &to, &last, err, sizeof err);
+	free(meta);
 	if (rc)
 		fprintf(stderr, "lnsc: error: %s\n", err);
 	else if (a->telemetry && b.m)

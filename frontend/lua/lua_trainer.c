@@ -622,6 +622,10 @@ static int trainer_set_scale(lua_State *L)
 		                   "trainer:set_scale: '%s' is not an LNS tensor: it has no "
 		                   "scale offset",
 		                   name);
+	if (v->def && v->def->op == IR_OP_WEIGHT_VIEW)
+		return fe_lua_fail(
+		    L, "trainer:set_scale: the offset of '%s' follows its weight's: set '%s'", name,
+		    v->def->in[0]->name);
 	LnsFormat f = v->type->fmt;
 	if (f.scale != LNS_SCALE_STATIC)
 		return fe_lua_fail(L,

@@ -116,6 +116,23 @@ with tempfile.TemporaryDirectory() as tmp:
     check(a1 == a2, "the same policy gives the same result", "%s vs %s" % (a1, a2))
     check(a1 is not None and a1 > 0.5, "and still trains", str(a1))
 
+    # ---- checkpoints move between `lnsc train` and Lua, overrides included ----
+    ck = os.path.join(tmp, "cli.ckpt")
+    p = run(["train", MLP, "--policy", pol, "--checkpoint", ck, "--steps", "7", "--threads", "1",
+             "--no-progress"])
+    script = os.path.join(tmp, "resume.lua")
+    open(script, "w").write(
+        "local t = lnsc.resume(%r)\n"
+        "print(t.steps, t:telemetry()['/net/net.2/Relu_output_0'].format)\n"
+        "t:train{steps = 3, eval = false}\nt:save(%r)\n" % (ck, ck))
+    p = run(["run", script])
+    check(p.returncode == 0 and p.stdout.strip() == "7\tlns6g4:rn:delayed:uf=zero",
+          "lnsc.resume of an `lnsc train --checkpoint` file keeps its policy", p.stdout + p.stderr)
+    p = run(["train", MLP, "--policy", pol, "--resume", ck, "--steps", "12", "--threads", "1",
+             "--no-progress"])
+    check(p.returncode == 0 and "10 steps done" in p.stdout,
+          "lnsc train --resume of a trainer:save file", p.stdout + p.stderr)
+
     # ---- compile ----
     ll = os.path.join(tmp, "m.ll")
     p = run(["compile", MLP, "-o", ll, "--emit", "llvm", "--policy", pol])

@@ -200,6 +200,8 @@ T.raises(function() st:set_scale("/net/net.0/Flatten_output_0", 0) end,
   {T.here(-1), "delayed scaling"}, "set_scale on a delayed tensor")
 T.raises(function() st:set_scale("logits", 0) end, {T.here(), "not an LNS tensor"},
   "set_scale on fp32")
+T.raises(function() st:set_scale("view/net.1.weight", 0) end,
+  {T.here(-1), "follows its weight's: set 'net.1.weight'"}, "set_scale on a view")
 T.raises(function() st:set_scale("/net/net.2/Relu_output_0", 1e9) end, {T.here(), "must be from"},
   "k out of range")
 
