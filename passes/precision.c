@@ -67,15 +67,33 @@ static IrValue *insert_front(IrGraph *g, IrValue *v, IrOp op, const char *what, 
 	return set_format(g, out, f) ? NULL : out;
 }
 
-/* Weights updated on their LNS storage: Madam's, and lns-sgd's SGD on rank >= 2 weights. */
-static int lns_weights(IrGraph *g, const char *recipe)
+/* 1 if an override makes p fp32, 0 if not, -1 on a bad override. */
+static int f32_override(IrGraph *g, const PassOptions *o, const IrValue *p)
+{
+	PassOverride ov = {0};
+	if (!o->override)
+		return 0;
+	if (o->override(o->override_user, g, p, &ov))
+		return -1;
+	return ov.kind == PASS_FMT_F32;
+}
+
+/* Weights updated on their LNS storage: Madam's, and lns-sgd's SGD on rank >= 2 weights
+ * (unless an override keeps the weight in fp32: then it has no view either). */
+static int lns_weights(IrGraph *g, const PassOptions *o)
 {
 	for (int i = 0; i < g->params.n; i++) {
 		IrValue *p = g->params.v[i];
 		IrNode *u = updater(g, p);
-		int sgd = u && u->op == IR_OP_SGD && p->type->rank >= 2 && !strcmp(recipe, "lns-sgd");
+		int sgd = u && u->op == IR_OP_SGD && p->type->rank >= 2 &&
+			  !strcmp(o->recipe, "lns-sgd");
 		if (!u || (u->op != IR_OP_MADAM && !sgd))
 			continue;
+		int f32 = f32_override(g, o, p);
+		if (f32 < 0)
+			return -1;
+		if (f32)
+			continue; /* SGD on an fp32 weight; Madam refuses it below */
 		if (set_format(g, p, FMT_WEIGHT) || !insert_front(g, p, IR_OP_WEIGHT_VIEW, "view", FMT_VIEW))
 			return -1;
 		if (set_format(g, p->grad, FMT_GRAD))
@@ -265,7 +283,7 @@ static int apply_overrides(IrGraph *g, const PassOptions *o)
 
 int pass_precision(IrGraph *g, const PassOptions *o)
 {
-	if (o->train && lns_weights(g, o->recipe))
+	if (o->train && lns_weights(g, o))
 		return -1;
 	if (pass_recipe_lns(o->recipe) && gemm_operands(g))
 		return -1;

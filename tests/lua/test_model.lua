@@ -127,6 +127,14 @@ T.eq(f:tensor("view/net.1.weight").format_text, "lns8g8:rn:static:uf=min", "with
 T.eq(f:tensor("/net/net.1/Gemm/grad").format_text, "lns5g2:sr:delayed:uf=zero",
   "and an LNS gradient")
 
+-- lns-sgd: a weight made fp32 is an fp32 SGD weight, without a view
+local sg = lnsc.load(T.mlp, {recipe = "lns-sgd"})
+T.eq(sg:tensor("view/net.1.weight").format_text, "lns8g8:rn:static:uf=min", "lns-sgd's view")
+sg:tensor("net.1.weight").format = "fp32"
+T.eq(sg:tensor("net.1.weight").format.optimizer, "sgd", "still SGD")
+T.raises(function() return sg:tensor("view/net.1.weight") end, {"no tensor named"},
+  "an fp32 weight has no view")
+
 -- ---- misuse: errors name the problem and the line ----
 local relu2 = m:tensor("/net/net.2/Relu_output_0")
 T.raises(function() relu2.format = {bits = 1} end, {T.here(), "bits must be from 2 to 16"},
