@@ -66,6 +66,8 @@ char *fe_format_str(const PassOverride *o, char *buf, size_t n);
 const char *fe_update_name(PassUpdate u); /* "madam", "sgd", "adam"; NULL for the recipe's */
 int fe_update_parse(const char *s, PassUpdate *out); /* 0, or -1 */
 
+/* ---- policy.c: --formats and --policy for the commands ---- */
+
 /* What `--formats FILE` and `--policy FILE.lua` make of a command's options: fills ov (the
  * file's overrides, then what the policy function returns for each tensor of the training
  * graph built with them, which wins) and hooks it into po. Either path may be NULL. 0, or -1
