@@ -80,6 +80,10 @@ void cg_ctx_free(CgCtx *c);
 /* Verifies the module (errors become diagnostics), then runs default<O{opt_level}>.
  * LNSC_LLVM_DUMP=before|after|both prints the IR to stderr. */
 int cg_optimize(CgCtx *c);
+/* The same with the JIT's shorter pipeline (CG_JIT_PIPELINE in cg_ctx.c, or the
+ * LNSC_JIT_PIPELINE environment variable): the kernels arrive vectorised, so the loop and SLP
+ * vectorisers and most of O3's repeated clean-ups buy nothing but compile time. */
+int cg_optimize_jit(CgCtx *c);
 typedef enum { CG_EMIT_OBJ, CG_EMIT_ASM, CG_EMIT_LLVM } CgEmitKind;
 int cg_emit_file(CgCtx *c, CgEmitKind kind, const char *path);
 /* Takes the module out of the context (for the JIT, which then owns it). */

@@ -101,7 +101,7 @@ CgCtx *cg_jit_ctx(CgJit *j, const char *name)
 
 int cg_jit_add(CgJit *j, CgCtx *c)
 {
-	if (cg_optimize(c)) {
+	if (cg_optimize_jit(c)) {
 		cg_ctx_free(c);
 		return -1;
 	}

@@ -18,6 +18,7 @@
 #include "codegen/cg.h"
 #include "frontend/cli.h"
 #include "frontend/fe.h"
+#include "frontend/lua/lnsc_lua.h"
 #include "passes/passes.h"
 #include "runtime/lnsrt.h"
 
@@ -28,9 +29,10 @@ enum { MAX_TENSOR_ARGS = 64 };
 typedef struct CliArgs {
 	const char *model;
 	const char *data, *metrics, *out_dir, *labels, *formats, *backend;
-	const char *checkpoint, *resume;
+	const char *checkpoint, *resume, *policy;
 	int64_t checkpoint_every;
 	PassOptions po;
+	FeOverrides ov; /* from --formats and --policy */
 	int epochs, progress, recipe_given, telemetry, threads;
 	int64_t batch, steps;
 	uint64_t seed;
@@ -109,7 +111,9 @@ static int parse_flag(const char *cmd, CliArgs *a, const char *flag, const char 
 					 val);
 		a->checkpoint_every = n;
 	} else if (!strcmp(flag, "--formats")) {
-		a->po.formats_path = val;
+		a->formats = val;
+	} else if (!strcmp(flag, "--policy")) {
+		a->policy = val;
 	} else if (!strcmp(flag, "-o")) {
 		a->out_dir = val;
 	} else if (!strcmp(flag, "--labels")) {
@@ -181,11 +185,9 @@ static int fail(IrCtx *c)
 	return st == IR_OK ? 1 : (int)st;
 }
 
-static int self_check(IrCtx *c)
+int cli_self_check(IrCtx *c)
 {
 	int rc = 0;
-	if (getenv("LNSC_DEV_PARTIAL_OPS")) /* TEMPORARY while issue 4's hooks land: remove */
-		return 0;
 	rc |= ir_ops_check(c);
 	rc |= pass_grad_check(c);
 	rc |= fe_import_check(c);
@@ -193,13 +195,17 @@ static int self_check(IrCtx *c)
 	return rc;
 }
 
-static IrGraph *load(IrCtx *c, const CliArgs *a, int nshapes, const FeInputShape *shapes)
+static IrGraph *load(IrCtx *c, CliArgs *a, int nshapes, const FeInputShape *shapes)
 {
-	if (self_check(c))
+	if (cli_self_check(c))
 		return NULL;
 	FeOptions fo = {.batch = a->batch ? a->batch : 64, .nshapes = nshapes, .shapes = shapes};
+	int ov = a->formats || a->policy;
+	if (ov && fe_policy_prepare(c, a->model, &fo, &a->po, a->formats, a->policy, &a->ov))
+		return NULL;
 	IrGraph *g = fe_onnx_import(c, a->model, &fo);
-	if (g && pass_pipeline(g, &a->po)) {
+	if (g && (pass_pipeline(g, &a->po) ||
+		  (ov && fe_overrides_check_used(c, &a->ov, a->po.recipe)))) {
 		ir_graph_free(g);
 		return NULL;
 	}
@@ -210,16 +216,18 @@ static IrGraph *load(IrCtx *c, const CliArgs *a, int nshapes, const FeInputShape
 
 static const char inspect_help[] =
 	"usage: lnsc inspect MODEL.onnx [--recipe " PASS_RECIPES_BAR "] [--batch N] [--formats FILE]\n"
+	"                    [--policy FILE.lua]\n"
 	"Prints the training graph (each tensor with its format) and the bytes of model state\n"
-	"per parameter (storage + optimizer state).\n";
+	"per parameter (storage + optimizer state). --policy runs a Lua script that returns\n"
+	"function(tensor) -> format for each tensor (docs/lua.md).\n";
 
-static void print_state_table(IrGraph *g)
+static void print_state_table(FILE *f, const IrGraph *g)
 {
 	size_t total = 0;
 	int64_t nparams = 0;
-	printf("\n# model state per parameter\n");
-	printf("# %-32s %-14s %-22s %12s %10s\n", "parameter", "format", "shape", "bytes",
-	       "B/param");
+	fprintf(f, "\n# model state per parameter\n");
+	fprintf(f, "# %-32s %-14s %-22s %12s %10s\n", "parameter", "format", "shape", "bytes",
+		"B/param");
 	for (int i = 0; i < g->params.n; i++) {
 		IrValue *p = g->params.v[i];
 		size_t bytes = ir_type_bytes(p->type);
@@ -232,21 +240,28 @@ static void print_state_table(IrGraph *g)
 		ir_type_str(p->type, 0, shape, sizeof shape);
 		char *br = strchr(shape, '[');
 		snprintf(fmt, sizeof fmt, "%.*s", (int)(br - shape), shape);
-		printf("# %-32s %-14s %-22s %12zu %10.2f\n", p->name, fmt, br, bytes,
-		       (double)bytes / (double)(p->type->numel ? p->type->numel : 1));
+		fprintf(f, "# %-32s %-14s %-22s %12zu %10.2f\n", p->name, fmt, br, bytes,
+			(double)bytes / (double)(p->type->numel ? p->type->numel : 1));
 		total += bytes;
 		nparams += p->type->numel;
 	}
-	printf("# total: %lld parameters, %zu bytes of state (%.2f B/param); plan: state blob %zu B, "
-	       "scratch arena %zu B\n",
-	       (long long)nparams, total, nparams ? (double)total / (double)nparams : 0.0,
-	       g->plan->state_bytes, g->plan->scratch_bytes);
+	fprintf(f, "# total: %lld parameters, %zu bytes of state (%.2f B/param); plan: state blob "
+		"%zu B, scratch arena %zu B\n",
+		(long long)nparams, total, nparams ? (double)total / (double)nparams : 0.0,
+		g->plan->state_bytes, g->plan->scratch_bytes);
+}
+
+void cli_inspect_print(FILE *f, const IrGraph *g)
+{
+	ir_print(f, g);
+	print_state_table(f, g);
 }
 
 static int cmd_inspect(int argc, char **argv)
 {
 	CliArgs a;
-	int rc = parse_args("inspect", inspect_help, " --recipe --batch --formats ", argc, argv, &a);
+	int rc = parse_args("inspect", inspect_help, " --recipe --batch --formats --policy ", argc,
+			    argv, &a);
 	if (rc)
 		return rc < 0 ? 0 : rc;
 	IrCtx *c = ir_ctx_new();
@@ -254,12 +269,13 @@ static int cmd_inspect(int argc, char **argv)
 	if (!g) {
 		rc = fail(c);
 		ir_ctx_free(c);
+		fe_overrides_free(&a.ov);
 		return rc;
 	}
-	ir_print(stdout, g);
-	print_state_table(g);
+	cli_inspect_print(stdout, g);
 	ir_graph_free(g);
 	ir_ctx_free(c);
+	fe_overrides_free(&a.ov);
 	return 0;
 }
 
@@ -269,7 +285,8 @@ static const char train_help[] =
 	"usage: lnsc train MODEL.onnx [--data fashion-mnist|DIR] [--recipe " PASS_RECIPES_BAR "]\n"
 	"                  [--epochs N] [--batch N] [--lr X] [--seed S] [--backend llvm|interp]\n"
 	"                  [--threads N] [--metrics FILE.csv] [--optimizer sgd|adam]\n"
-	"                  [--momentum M] [--formats FILE] [--steps N] [--no-progress] [--telemetry]\n"
+	"                  [--momentum M] [--formats FILE] [--policy FILE.lua] [--steps N]\n"
+	"                  [--no-progress] [--telemetry]\n"
 	"                  [--checkpoint FILE] [--checkpoint-every N] [--resume FILE]\n"
 	"Trains on the dataset's training split; after each epoch prints the mean training loss,\n"
 	"the test loss and accuracy, and the time. --data DIR reads the four gzip IDX files of a\n"
@@ -425,6 +442,26 @@ static void backend_free(Backend *b)
 	ir_interp_free(b->ip);
 }
 
+/* What the run is built from, as checkpoints record it for lnsc.resume (frontend/lua). */
+static char *trainer_meta(const CliArgs *a, int batch, int threads)
+{
+	FeTrainerSpec s;
+	fe_spec_init(&s);
+	fe_spec_set_model(&s, a->model);
+	snprintf(s.recipe, sizeof s.recipe, "%s", a->po.recipe);
+	snprintf(s.backend, sizeof s.backend, "%s", a->backend);
+	s.batch = batch;
+	s.threads = threads;
+	s.seed = a->seed;
+	s.lr = a->po.lr;
+	s.momentum = a->po.momentum;
+	s.adam = a->po.optimizer == PASS_OPT_ADAM;
+	fe_overrides_copy(&s.ov, &a->ov);
+	char *meta = fe_spec_meta(&s);
+	fe_spec_free(&s);
+	return meta;
+}
+
 static int run_training(IrCtx *c, IrGraph *g, const CliArgs *a)
 {
 	LnsrtDataset train = {0}, test = {0};
@@ -453,6 +490,8 @@ static int run_training(IrCtx *c, IrGraph *g, const CliArgs *a)
 			     .progress = a->progress, .out = stdout, .max_steps = a->steps,
 			     .checkpoint_path = a->checkpoint, .checkpoint_every = a->checkpoint_every,
 			     .resume_path = a->resume};
+	char *meta = a->checkpoint ? trainer_meta(a, b.tr.batch, b.threads) : NULL;
+	to.checkpoint_meta = meta;
 	LnsrtEpochResult last;
 	printf("lnsc: training %s: recipe %s, backend %s, %d thread%s, batch %d, %d epoch%s, "
 	       "seed %llu\n",
@@ -460,6 +499,7 @@ static int run_training(IrCtx *c, IrGraph *g, const CliArgs *a)
 	       a->epochs, a->epochs > 1 ? "s" : "", (unsigned long long)a->seed);
 	fflush(stdout);
 	rc = lnsrt_train(&b.tr, &train, &test, &to, &last, err, sizeof err);
+	free(meta);
 	if (rc)
 		fprintf(stderr, "lnsc: error: %s\n", err);
 	else if (a->telemetry && b.m)
@@ -479,7 +519,7 @@ static int cmd_train(int argc, char **argv)
 	CliArgs a;
 	int rc = parse_args("train", train_help,
 			    " --data --recipe --epochs --batch --lr --seed --backend --threads --metrics "
-			    "--optimizer --momentum --formats --steps --telemetry --checkpoint "
+			    "--optimizer --momentum --formats --policy --steps --telemetry --checkpoint "
 			    "--checkpoint-every --resume ",
 			    argc, argv, &a);
 	if (rc)
@@ -493,6 +533,7 @@ static int cmd_train(int argc, char **argv)
 	}
 	ir_graph_free(g);
 	ir_ctx_free(c);
+	fe_overrides_free(&a.ov);
 	return rc;
 }
 
@@ -960,5 +1001,6 @@ const CliCommand cli_commands[] = {
 	{"eval", cmd_eval},
 	{"compile", cli_compile},
 	{"export", cli_export},
+	{"run", fe_lua_run},
 	{NULL, NULL},
 };

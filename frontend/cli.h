@@ -2,6 +2,8 @@
 #ifndef LNSC_CLI_H
 #define LNSC_CLI_H
 
+#include <stdio.h>
+
 #define LNSC_VERSION "0.1.0"
 
 typedef struct CliCommand {
@@ -10,6 +12,14 @@ typedef struct CliCommand {
 } CliCommand;
 
 extern const CliCommand cli_commands[];
+
+/* The start-up self-check every command runs: each op has the hooks it needs (cli.c).
+ * 0, or -1 with diagnostics. */
+struct IrCtx;
+int cli_self_check(struct IrCtx *c);
+/* What `lnsc inspect` prints for a planned graph: the IR and the state per parameter. */
+struct IrGraph;
+void cli_inspect_print(FILE *f, const struct IrGraph *g);
 
 /* lnsc compile (compile.c) */
 int cli_compile(int argc, char **argv);

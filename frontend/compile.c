@@ -18,6 +18,7 @@
 #include "codegen/cg.h"
 #include "frontend/cli.h"
 #include "frontend/fe.h"
+#include "frontend/lua/lnsc_lua.h"
 #include "passes/passes.h"
 #include "runtime/lnsrt.h"
 
@@ -31,7 +32,7 @@
 typedef enum { EMIT_EXE, EMIT_LIB, EMIT_OBJ, EMIT_LLVM, EMIT_ASM } EmitKind;
 
 typedef struct CompileArgs {
-	const char *model, *out, *triple, *cpu, *name;
+	const char *model, *out, *triple, *cpu, *name, *formats, *policy;
 	EmitKind emit;
 	int64_t batch;
 	int keep;
@@ -41,7 +42,7 @@ typedef struct CompileArgs {
 static const char compile_help[] =
 	"usage: lnsc compile MODEL.onnx -o OUT [--emit exe|lib|obj|llvm|asm] [--target TRIPLE]\n"
 	"                    [--cpu CPU] [--batch N] [--recipe " PASS_RECIPES_BAR "] [--formats FILE]\n"
-	"                    [--name PREFIX] [--keep-temps]\n"
+	"                    [--policy FILE.lua] [--name PREFIX] [--keep-temps]\n"
 	"exe (default): a standalone training program taking the same flags as `lnsc train`.\n"
 	"lib: OUT.a, OUT.h (create, train step, eval step, save, load, free) and OUT_example.c.\n"
 	"obj, llvm, asm: the model's code alone. --target aarch64-linux-gnu cross-compiles (the\n"
@@ -121,7 +122,9 @@ static int parse(int argc, char **argv, CompileArgs *a)
 		else if (!strcmp(f, "--name"))
 			a->name = v;
 		else if (!strcmp(f, "--formats"))
-			a->po.formats_path = v;
+			a->formats = v;
+		else if (!strcmp(f, "--policy"))
+			a->policy = v;
 		else if (!strcmp(f, "--recipe")) {
 			if (!pass_recipe_known(v))
 				return usage_error("unknown recipe '%s' (" PASS_RECIPES ")", v);
@@ -457,13 +460,18 @@ int cli_compile(int argc, char **argv)
 	FeOptions fo = {.batch = a.batch};
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	IrGraph *g = fe_onnx_import(c, a.model, &fo);
+	FeOverrides ov = {0};
+	int given = a.formats || a.policy;
+	IrGraph *g = NULL;
 	CgTarget t = {.triple = a.triple, .cpu = a.cpu};
 	CgCtx *cg = NULL;
 	char tmp[] = "/tmp/lnsc-compile-XXXXXX";
 	int have_tmp = 0;
 	rc = -1;
-	if (!g || pass_pipeline(g, &a.po))
+	if (given && fe_policy_prepare(c, a.model, &fo, &a.po, a.formats, a.policy, &ov))
+		goto out;
+	g = fe_onnx_import(c, a.model, &fo);
+	if (!g || pass_pipeline(g, &a.po) || (given && fe_overrides_check_used(c, &ov, a.po.recipe)))
 		goto out;
 	if ((cg = cg_ctx_new(c, &t, sym_base, NULL)))
 		cg->recipe = a.po.recipe;
@@ -488,6 +496,7 @@ out:
 		fprintf(stderr, "lnsc: temporaries kept in %s\n", tmp);
 	cg_ctx_free(cg);
 	ir_graph_free(g);
+	fe_overrides_free(&ov);
 	if (rc || ir_error_count(c)) {
 		ir_diag_print(c, stderr);
 		IrStatus st = ir_error_status(c);

@@ -15,6 +15,7 @@ static void usage(FILE *f)
 	      "  eval    MODEL.onnx   forward on given tensors; writes the graph outputs\n"
 	      "  compile MODEL.onnx   native training code: executable, static library, object\n"
 	      "  export  CHECKPOINT   the trained model as ONNX (-m MODEL.onnx -o OUT.onnx)\n"
+	      "  run     SCRIPT.lua   run a Lua script with the lnsc module (docs/lua.md)\n"
 	      "  ops                  the supported-ops table\n"
 	      "\n"
 	      "'lnsc <command> --help' shows a command's options; docs/cli.md has them all.\n",

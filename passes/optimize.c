@@ -5,7 +5,9 @@
  * SGD with momentum as in fp32; the rank >= 2 ones are stored in LNS (precision.c), so their
  * update decodes, steps and re-encodes (round to nearest): the baseline Madam is measured
  * against. fp32: every parameter gets the --optimizer (SGD with momentum by default). Update nodes take (param, grad, state...)
- * and mutate the parameter in place; the plan runs them after every reader.
+ * and mutate the parameter in place; the plan runs them after every reader. A per-tensor
+ * override (PassOptions.override) may name another optimizer for a parameter; it gets that
+ * optimizer's defaults (Madam's lr 2^-7 or --lr, SGD's 0.02 or --lr, Adam's 1e-3).
  */
 #include <string.h>
 
@@ -65,6 +67,25 @@ static IrAttrOpt sgd_attrs(const PassOptions *o)
 	return (IrAttrOpt){.lr = o->lr > 0 ? o->lr : 0.02f, .momentum = o->momentum};
 }
 
+/* The optimizer an override names for p (IR_OP_COUNT: the recipe's); -1 on a bad override. */
+static int override_op(IrGraph *g, const PassOptions *o, IrValue *p, IrOp *op)
+{
+	PassOverride ov = {0};
+	char msg[256];
+	*op = IR_OP_COUNT;
+	if (!o->override || o->override(o->override_user, g, p, &ov))
+		return o->override ? -1 : 0;
+	if (ov.update == PASS_UPD_RECIPE)
+		return 0;
+	if (pass_override_check(g, p, &ov, msg, sizeof msg)) {
+		ir_error(g->ctx, IR_ERR_INPUT, "%s", msg);
+		return -1;
+	}
+	*op = ov.update == PASS_UPD_MADAM ? IR_OP_MADAM
+	      : ov.update == PASS_UPD_SGD ? IR_OP_SGD : IR_OP_ADAM;
+	return 0;
+}
+
 int pass_optimize(IrGraph *g, const PassOptions *o)
 {
 	if (!o->train)
@@ -76,7 +97,15 @@ int pass_optimize(IrGraph *g, const PassOptions *o)
 		IrOp op;
 		if (!p->grad)
 			continue; /* not reached by the loss: stays as it is */
-		if (lns && p->type->rank >= 2) {
+		if (override_op(g, o, p, &op))
+			return -1;
+		if (op == IR_OP_MADAM) {
+			a = madam_attrs(o);
+		} else if (op == IR_OP_SGD) {
+			a = sgd_attrs(o);
+		} else if (op == IR_OP_ADAM) {
+			a = adam_attrs(o->lr_1d);
+		} else if (lns && p->type->rank >= 2) {
 			op = IR_OP_MADAM;
 			a = madam_attrs(o);
 		} else if (lns) {

@@ -11,6 +11,21 @@
 typedef enum { PASS_LOSS_XENT, PASS_LOSS_MSE } PassLoss;
 typedef enum { PASS_OPT_SGD, PASS_OPT_ADAM } PassOptimizer;
 
+/* A per-tensor override: a format (the recipe's, fp32, or an LNS format) and, for a parameter,
+ * its optimizer. The frontend fills them from `--formats FILE`, a `--policy FILE.lua` or a Lua
+ * script's `t.format = ...` (frontend/lua/overrides.c); the passes ask through the hook below:
+ * optimize about each parameter's optimizer, precision (after the recipe, so they win) about
+ * every value's format. */
+typedef enum { PASS_FMT_RECIPE, PASS_FMT_F32, PASS_FMT_LNS } PassFmtKind;
+typedef enum { PASS_UPD_RECIPE, PASS_UPD_MADAM, PASS_UPD_SGD, PASS_UPD_ADAM } PassUpdate;
+typedef struct PassOverride {
+	PassFmtKind kind;
+	LnsFormat fmt; /* kind PASS_FMT_LNS */
+	PassUpdate update;
+} PassOverride;
+/* Fills *out for v (zeroed: nothing to override); 0, or -1 after a diagnostic. */
+typedef int (*PassOverrideFn)(void *user, IrGraph *g, const IrValue *v, PassOverride *out);
+
 typedef struct PassOptions {
 	const char *recipe;      /* one of PASS_RECIPES */
 	int train;               /* build the training graph (loss, backward, updates) */
@@ -19,7 +34,8 @@ typedef struct PassOptions {
 	float lr;                /* 0: the recipe's default */
 	float momentum;          /* SGD momentum (default 0.9) */
 	float lr_1d;             /* lns-madam: Adam lr for 1-D params (default 1e-3) */
-	const char *formats_path; /* per-tensor overrides file, or NULL */
+	PassOverrideFn override; /* per-tensor overrides, or NULL */
+	void *override_user;
 } PassOptions;
 
 /* The recipes, for messages: fp32 (SGD with momentum or Adam), lns-madam (LNS.md 5), lns-sgd
@@ -39,6 +55,10 @@ int pass_canon(IrGraph *g, const PassOptions *o);     /* canon.c */
 int pass_autodiff(IrGraph *g, const PassOptions *o);  /* autodiff.c (rules in grad.c) */
 int pass_optimize(IrGraph *g, const PassOptions *o);  /* optimize.c */
 int pass_precision(IrGraph *g, const PassOptions *o); /* precision.c */
+/* Whether the override o can apply to v in g as the passes see it (precision.c): 0, or -1
+ * with the reason in msg ("a weight updated by Madam needs an LNS format"). */
+int pass_override_check(const IrGraph *g, const IrValue *v, const PassOverride *o, char *msg,
+			size_t n);
 int pass_fuse(IrGraph *g, const PassOptions *o);      /* fuse.c */
 int pass_plan(IrGraph *g);                            /* plan.c */
 

@@ -7,12 +7,13 @@
  * lns-sgd has the same formats, its SGD-updated weights stored as Madam's are.
  * Everything else stays fp32. A value gets its format by retyping its producer's output (the
  * producer encodes); values without a producer (data inputs) get a Quantize node.
- * Overrides come last and win: lines "<tensor> <format>" in a file, '#' comments, where the
- * format is fp32 or an LNS format string (lns_format_parse).
+ * A parameter that an override gives Madam is stored as Madam's are under any recipe.
+ * Per-tensor overrides (PassOptions.override: a --formats file, a Lua policy) come last and
+ * win; pass_override_check is the one rule of what an override may set, which the Lua layer
+ * also applies when a script sets a format, so a bad one is refused where it is given.
  */
-#include <ctype.h>
-#include <errno.h>
-#include <stdlib.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "passes/passes.h"
@@ -31,7 +32,7 @@ static int set_format(IrGraph *g, IrValue *v, LnsFormat f)
 	return 0;
 }
 
-static IrNode *updater(IrGraph *g, const IrValue *p)
+static IrNode *updater(const IrGraph *g, const IrValue *p)
 {
 	for (int i = 0; i < g->nodes.n; i++) {
 		IrNode *n = IR_NODE(g, i);
@@ -66,15 +67,33 @@ static IrValue *insert_front(IrGraph *g, IrValue *v, IrOp op, const char *what, 
 	return set_format(g, out, f) ? NULL : out;
 }
 
-/* Weights updated on their LNS storage: Madam's, and lns-sgd's SGD on rank >= 2 weights. */
-static int lns_weights(IrGraph *g, const char *recipe)
+/* 1 if an override makes p fp32, 0 if not, -1 on a bad override. */
+static int f32_override(IrGraph *g, const PassOptions *o, const IrValue *p)
+{
+	PassOverride ov = {0};
+	if (!o->override)
+		return 0;
+	if (o->override(o->override_user, g, p, &ov))
+		return -1;
+	return ov.kind == PASS_FMT_F32;
+}
+
+/* Weights updated on their LNS storage: Madam's, and lns-sgd's SGD on rank >= 2 weights
+ * (unless an override keeps the weight in fp32: then it has no view either). */
+static int lns_weights(IrGraph *g, const PassOptions *o)
 {
 	for (int i = 0; i < g->params.n; i++) {
 		IrValue *p = g->params.v[i];
 		IrNode *u = updater(g, p);
-		int sgd = u && u->op == IR_OP_SGD && p->type->rank >= 2 && !strcmp(recipe, "lns-sgd");
+		int sgd = u && u->op == IR_OP_SGD && p->type->rank >= 2 &&
+			  !strcmp(o->recipe, "lns-sgd");
 		if (!u || (u->op != IR_OP_MADAM && !sgd))
 			continue;
+		int f32 = f32_override(g, o, p);
+		if (f32 < 0)
+			return -1;
+		if (f32)
+			continue; /* SGD on an fp32 weight; Madam refuses it below */
 		if (set_format(g, p, FMT_WEIGHT) || !insert_front(g, p, IR_OP_WEIGHT_VIEW, "view", FMT_VIEW))
 			return -1;
 		if (set_format(g, p->grad, FMT_GRAD))
@@ -150,94 +169,125 @@ static int gemm_operands(IrGraph *g)
 	return 0;
 }
 
-static char *trim(char *s)
+static int fail(char *msg, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *msg, size_t n, const char *fmt, ...)
 {
-	while (isspace((unsigned char)*s))
-		s++;
-	char *e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = 0;
-	return s;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, n, fmt, ap);
+	va_end(ap);
+	return -1;
 }
 
-static int apply_override(IrGraph *g, const char *path, int line, const char *name,
-			  const char *fmt)
+/* Why the format of a value of this role cannot be set ("" when it can). */
+static const char *fixed_role(const IrValue *v)
 {
-	IrValue *v = ir_graph_value(g, name);
-	LnsFormat f;
-	if (!v) {
-		ir_error(g->ctx, IR_ERR_INPUT, "%s:%d: no tensor named '%s'", path, line, name);
-		return -1;
+	switch (v->role) {
+	case IR_ROLE_PARAM:
+	case IR_ROLE_ACT:
+	case IR_ROLE_GRAD:
+	case IR_ROLE_PGRAD: return "";
+	case IR_ROLE_INPUT: return "data is fed to each step as fp32";
+	case IR_ROLE_LABEL: return "labels are class indices";
+	case IR_ROLE_CONST: return "constants keep their ONNX type";
+	case IR_ROLE_STATE:
+		return v->param ? "optimizer state is fp32" : "running statistics are fp32";
+	case IR_ROLE_LOSS: return "the loss is fp32";
+	default: return "its role has no format";
 	}
-	if (v->role == IR_ROLE_INPUT || v->role == IR_ROLE_LABEL || v->role == IR_ROLE_CONST ||
-	    v->role == IR_ROLE_STATE || ir_op_has(v->def ? v->def->op : IR_OP_GEMM, IR_OPF_RAW)) {
-		ir_error(g->ctx, IR_ERR_INPUT, "%s:%d: the format of '%s' (%s) cannot be set", path,
-			 line, name, ir_role_name(v->role));
+}
+
+static int check_update(const IrGraph *g, const IrValue *v, const PassOverride *o, char *msg,
+			size_t n)
+{
+	(void)g;
+	if (v->role != IR_ROLE_PARAM)
+		return fail(msg, n, "'%s' (%s) is not a parameter: it has no optimizer", v->name,
+			    ir_role_name(v->role));
+	if (!v->grad)
+		return fail(msg, n, "parameter '%s' is not trained (the loss does not depend on it)",
+			    v->name);
+	if (o->update == PASS_UPD_MADAM && v->type->rank < 2)
+		return fail(msg, n, "Madam updates weights of rank 2 or more (GEMM and conv "
+			    "weights); '%s' has rank %d", v->name, v->type->rank);
+	if (o->update == PASS_UPD_MADAM && o->kind == PASS_FMT_F32)
+		return fail(msg, n, "'%s': Madam updates LNS codes, so it needs an LNS format, not "
+			    "fp32", v->name);
+	return 0;
+}
+
+int pass_override_check(const IrGraph *g, const IrValue *v, const PassOverride *o, char *msg,
+			size_t n)
+{
+	if (o->update != PASS_UPD_RECIPE && check_update(g, v, o, msg, n))
 		return -1;
-	}
-	IrNode *u = v->role == IR_ROLE_PARAM ? updater(g, v) : NULL;
-	if (!strcmp(fmt, "fp32") || !strcmp(fmt, "f32")) {
-		if (u && u->op == IR_OP_MADAM) {
-			ir_error(g->ctx, IR_ERR_INPUT, "%s:%d: '%s' is updated by Madam, which needs "
-				 "an LNS format", path, line, name);
+	if (o->kind == PASS_FMT_RECIPE)
+		return 0;
+	int lns = o->kind == PASS_FMT_LNS;
+	const char *why = fixed_role(v);
+	if (lns && !lns_format_valid(o->fmt))
+		return fail(msg, n, "'%s': not a valid LNS format (bits 2 to %d, gamma a power of "
+			    "two from 1 to %d)", v->name, LNS_MAX_BITS, 1 << LNS_MAX_LOG2G);
+	if (why[0])
+		return fail(msg, n, "the format of '%s' (%s) cannot be set: %s", v->name,
+			    ir_role_name(v->role), why);
+	if (v->type->dt != IR_DT_F32 && v->type->dt != IR_DT_LNS)
+		return fail(msg, n, "'%s' holds %s values: a number format does not apply", v->name,
+			    ir_dtype_name(v->type->dt));
+	const IrNode *d = v->def;
+	if (d && d->op == IR_OP_WEIGHT_VIEW && (!lns || o->fmt.scale != LNS_SCALE_STATIC))
+		return fail(msg, n, "'%s' is weight '%s' as the GEMMs read it: an LNS format with a "
+			    "static scale (derived from the weight's)", v->name, d->in[0]->name);
+	if (d && ir_op_has(d->op, IR_OPF_RAW) && d->op != IR_OP_WEIGHT_VIEW)
+		return fail(msg, n, "'%s' is written by %s, which fixes its format", v->name,
+			    ir_op_name(d->op));
+	if (v->role != IR_ROLE_PARAM)
+		return 0;
+	if (lns && o->fmt.scale != LNS_SCALE_STATIC)
+		return fail(msg, n, "'%s': a parameter's scale is static (fixed when it is first "
+			    "encoded), not %s", v->name,
+			    o->fmt.scale == LNS_SCALE_DELAYED ? "delayed" : "current");
+	const IrNode *u = updater(g, v);
+	int madam = o->update == PASS_UPD_MADAM || (o->update == PASS_UPD_RECIPE && u &&
+						    u->op == IR_OP_MADAM);
+	if (!lns && madam)
+		return fail(msg, n, "'%s' is updated by Madam, which needs an LNS format (give it "
+			    "another optimizer to keep it in fp32)", v->name);
+	return 0;
+}
+
+/* The overrides, last: they win over the recipe. */
+static int apply_overrides(IrGraph *g, const PassOptions *o)
+{
+	char msg[512];
+	for (int i = 0; i < g->values.n; i++) {
+		IrValue *v = IR_VALUE(g, i);
+		PassOverride ov = {0};
+		if (o->override(o->override_user, g, v, &ov))
+			return -1;
+		if (ov.kind == PASS_FMT_RECIPE)
+			continue;
+		if (pass_override_check(g, v, &ov, msg, sizeof msg)) {
+			ir_error(g->ctx, IR_ERR_INPUT, "%s", msg);
 			return -1;
 		}
-		v->type = ir_type_f32_like(g->ctx, v->type);
-		return 0;
-	}
-	if (lns_format_parse(fmt, &f)) {
-		ir_error(g->ctx, IR_ERR_INPUT, "%s:%d: '%s' is not a format (fp32, or like lns8g8, "
-			 "lns5g2:sr)", path, line, fmt);
-		return -1;
-	}
-	if (v->role == IR_ROLE_PARAM)
-		f.scale = LNS_SCALE_STATIC;
-	return set_format(g, v, f);
-}
-
-static int read_overrides(IrGraph *g, const char *path)
-{
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		ir_error(g->ctx, IR_ERR_INPUT, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	char buf[1024];
-	int line = 0, rc = 0;
-	while (fgets(buf, sizeof buf, f)) {
-		line++;
-		char *hash = strchr(buf, '#');
-		if (hash)
-			*hash = 0;
-		char *s = trim(buf);
-		if (!*s)
-			continue;
-		char *sp = s;
-		while (*sp && !isspace((unsigned char)*sp))
-			sp++;
-		if (!*sp) {
-			ir_error(g->ctx, IR_ERR_INPUT, "%s:%d: expected '<tensor> <format>'", path,
-				 line);
-			rc = -1;
+		if (ov.kind == PASS_FMT_F32) {
+			v->type = ir_type_f32_like(g->ctx, v->type);
 			continue;
 		}
-		*sp = 0;
-		if (apply_override(g, path, line, s, trim(sp + 1)))
-			rc = -1;
+		if (set_format(g, v, ov.fmt))
+			return -1;
 	}
-	fclose(f);
-	return rc;
+	return 0;
 }
 
 int pass_precision(IrGraph *g, const PassOptions *o)
 {
-	if (pass_recipe_lns(o->recipe)) {
-		if (o->train && lns_weights(g, o->recipe))
-			return -1;
-		if (gemm_operands(g))
-			return -1;
-	}
-	if (o->formats_path && read_overrides(g, o->formats_path))
+	if (o->train && lns_weights(g, o))
+		return -1;
+	if (pass_recipe_lns(o->recipe) && gemm_operands(g))
+		return -1;
+	if (o->override && apply_overrides(g, o))
 		return -1;
 	return 0;
 }

@@ -27,6 +27,8 @@ enum {
 	ORDER_LITTLE = 1,
 	ORDER_BIG = 2,
 	MAX_NAME = 1 << 16,
+	MAX_META = 1 << 24,
+	VERSION_NO_META = 1,
 	MAX_TENSORS = 1 << 24,
 };
 static const char MAGIC[8] = {'L', 'N', 'S', 'C', 'C', 'K', 'P', 'T'};
@@ -107,10 +109,11 @@ static double bits_f64(uint64_t u)
 
 /* ---- the header and the table ---- */
 
-static void put_table(Buf *b, const LnsrtModelDesc *d)
+static void put_table(Buf *b, const LnsrtModelDesc *d, const char *meta)
 {
 	put_str(b, d->name);
 	put_str(b, d->recipe);
+	put_str(b, meta);
 	for (int i = 0; i < d->ntensors; i++) {
 		const LnsrtTensorDesc *t = &d->tensors[i];
 		put_str(b, t->name);
@@ -211,8 +214,18 @@ static int sync_dir(const char *path)
 int lnsrt_checkpoint_save(const LnsrtModelDesc *d, const void *state, const LnsrtTrainState *ts,
                           const char *path, char *err, size_t errn)
 {
+	return lnsrt_checkpoint_save_meta(d, state, ts, NULL, path, err, errn);
+}
+
+int lnsrt_checkpoint_save_meta(const LnsrtModelDesc *d, const void *state,
+                               const LnsrtTrainState *ts, const char *meta, const char *path,
+                               char *err, size_t errn)
+{
 	Buf table = {0}, head = {0};
-	put_table(&table, d);
+	if (meta && strlen(meta) >= MAX_META)
+		return lnsrt_fmt_err(err, errn, "%s: %zu bytes of metadata is too much", path,
+		                     strlen(meta));
+	put_table(&table, d, meta);
 	put_header(&head, d, state, ts, table.len);
 	if (table.oom || head.oom) {
 		free(table.p);
@@ -342,11 +355,11 @@ static uint64_t cur_le(Cur *c, int n)
 	return v;
 }
 
-/* A length-prefixed string copied (NUL-terminated) to *strings. */
-static const char *cur_str(Cur *c, char **strings)
+/* A length-prefixed string (shorter than max) copied (NUL-terminated) to *strings. */
+static const char *cur_text(Cur *c, char **strings, uint64_t max)
 {
 	uint64_t n = cur_le(c, 4);
-	if (c->bad || n >= MAX_NAME || (uint64_t)(c->end - c->p) < n || memchr(c->p, 0, n)) {
+	if (c->bad || n >= max || (uint64_t)(c->end - c->p) < n || memchr(c->p, 0, n)) {
 		c->bad = 1;
 		return "";
 	}
@@ -358,7 +371,12 @@ static const char *cur_str(Cur *c, char **strings)
 	return s;
 }
 
-static int parse_table(LnsrtCheckpoint *ck, const unsigned char *p, size_t n)
+static const char *cur_str(Cur *c, char **strings)
+{
+	return cur_text(c, strings, MAX_NAME);
+}
+
+static int parse_table(LnsrtCheckpoint *ck, const unsigned char *p, size_t n, uint32_t version)
 {
 	Cur c = {p, p + n, 0};
 	LnsrtModelDesc *d = &ck->desc;
@@ -368,6 +386,7 @@ static int parse_table(LnsrtCheckpoint *ck, const unsigned char *p, size_t n)
 		return -1;
 	d->name = cur_str(&c, &s);
 	d->recipe = cur_str(&c, &s);
+	ck->meta = version > VERSION_NO_META ? cur_text(&c, &s, MAX_META) : "";
 	for (int i = 0; i < d->ntensors && !c.bad; i++) {
 		LnsrtTensorDesc *t = &ck->tensors[i];
 		t->name = cur_str(&c, &s);
@@ -420,11 +439,11 @@ static int decode(const char *path, const unsigned char *p, int64_t len, LnsrtCh
 		                     path, (long long)len);
 	}
 	uint32_t version = (uint32_t)get_le(p + 8, 4);
-	if (version != LNSRT_CKPT_VERSION)
+	if (version < VERSION_NO_META || version > LNSRT_CKPT_VERSION)
 		return lnsrt_fmt_err(err, errn,
 		                     "%s: checkpoint format version %u; this runtime "
-		                     "reads version %d",
-		                     path, (unsigned)version, LNSRT_CKPT_VERSION);
+		                     "reads versions %d to %d",
+		                     path, (unsigned)version, VERSION_NO_META, LNSRT_CKPT_VERSION);
 	ck->abi_version = (uint32_t)get_le(p + 12, 4);
 	ck->fingerprint = (uint32_t)get_le(p + 16, 4);
 	uint64_t ntensors = get_le(p + 20, 4), state_bytes = get_le(p + 24, 8);
@@ -483,7 +502,7 @@ static int decode(const char *path, const unsigned char *p, int64_t len, LnsrtCh
 	d->state_bytes = (int64_t)state_bytes;
 	d->ntensors = (int32_t)ntensors;
 	d->input = d->labels = d->logits = d->loss = -1;
-	if (parse_table(ck, p + HEADER_BYTES, (size_t)table_bytes))
+	if (parse_table(ck, p + HEADER_BYTES, (size_t)table_bytes, version))
 		return lnsrt_fmt_err(err, errn, "%s: corrupt tensor table", path);
 	if (lnsrt_desc_fingerprint(d) != ck->fingerprint)
 		return lnsrt_fmt_err(err, errn,

@@ -106,6 +106,8 @@ int lnsrt_data_open(const char *spec, LnsrtDataset *train, LnsrtDataset *test, c
 
 /* ---- train.c: the trainer interface and the training driver ---- */
 
+typedef struct LnsrtTrainState LnsrtTrainState; /* below */
+
 /* What a backend (interpreter, generated code) provides to be trained by lnsrt_train. */
 typedef struct LnsrtTrainer {
 	void *impl;
@@ -145,6 +147,14 @@ typedef struct LnsrtTrainOpts {
 	 * any) and returns LNSRT_INTERRUPTED (a second SIGINT kills as usual). 1: leave SIGINT
 	 * alone (hosts with their own handler). */
 	int keep_sigint;
+	/* A run continued across calls (the Lua trainer): when position is not NULL and
+	 * position->epoch >= 1, training continues from *position as it would from a checkpoint
+	 * holding it (its batch and train_n must match the trainer and the training set); on
+	 * return *position holds where training stopped, whatever the result. */
+	struct LnsrtTrainState *position;
+	int quiet;                   /* no per-epoch or resume lines (out unused) */
+	const char *checkpoint_meta; /* stored in every checkpoint written (NULL: none) */
+	double *loss_sum;            /* when not NULL, each step's loss is added to it */
 } LnsrtTrainOpts;
 
 /* lnsrt_train's nonzero results: a runtime failure, bad input (a dataset that does not fit the
@@ -153,7 +163,7 @@ typedef struct LnsrtTrainOpts {
 enum { LNSRT_FAILED = -1, LNSRT_BAD_INPUT = 2, LNSRT_INTERRUPTED = 130 };
 
 /* Where training stands: what a checkpoint carries besides the state blob. */
-typedef struct LnsrtTrainState {
+struct LnsrtTrainState {
 	int32_t epoch;       /* the epoch to continue, 1-based (0: not from the driver) */
 	int32_t batch;       /* the trainer's batch size */
 	int64_t epoch_step;  /* steps of that epoch already taken */
@@ -161,7 +171,7 @@ typedef struct LnsrtTrainState {
 	double loss_sum;     /* sum of that epoch's step losses so far (bit-exact) */
 	uint64_t seed;       /* the shuffling seed */
 	int64_t train_n;     /* examples in the training set (the order depends on it) */
-} LnsrtTrainState;
+};
 
 /* The result of one epoch, as printed and written to the metrics CSV. */
 typedef struct LnsrtEpochResult {
@@ -351,7 +361,9 @@ void lnsrt_telemetry_print(const LnsrtModelDesc *d, const void *state, FILE *f);
  *     driver's LnsrtTrainState: 52 epoch i32, 56 batch i32, 64 epoch_step i64, 72
  *     total_steps i64, 80 loss_sum (f64 bits), 88 seed u64, 96 train_n i64; and copies of the
  *     blob's own header for tools: 60 step u32, 104 model seed u64; zeros to 128;
- *   table, table_bytes: model name, recipe (u32 length + bytes each), then per tensor: name
+ *   table, table_bytes: model name, recipe, and (version 2) a metadata text the writer chose
+ *     (what `lnsc.resume` needs to rebuild the trainer; may be empty) (u32 length + bytes
+ *     each), then per tensor: name
  *     (u32 length + bytes), role, dtype, area i32, bits, log2g, scale, round, underflow u8,
  *     rank i32, dims i64[rank], offset, bytes, scale_off i64, io_slot, param i32;
  *   zeros up to blob_offset (the first multiple of 64 after the table);
@@ -359,10 +371,14 @@ void lnsrt_telemetry_print(const LnsrtModelDesc *d, const void *state, FILE *f);
  *   CRC-32 (zlib's) of every byte before it, u32.
  * Written to a temporary file beside path, fsync'd, renamed over path, directory fsync'd: a
  * crash leaves the old checkpoint or the new one, never a mix. */
-enum { LNSRT_CKPT_VERSION = 1 };
+enum { LNSRT_CKPT_VERSION = 2 }; /* written; versions 1 (no metadata) and 2 are read */
 
 int lnsrt_checkpoint_save(const LnsrtModelDesc *d, const void *state, const LnsrtTrainState *ts,
                           const char *path, char *err, size_t errn);
+/* The same with a metadata text (NULL: none), which lnsrt_checkpoint_read returns. */
+int lnsrt_checkpoint_save_meta(const LnsrtModelDesc *d, const void *state,
+                               const LnsrtTrainState *ts, const char *meta, const char *path,
+                               char *err, size_t errn);
 /* Checks magic, versions, sizes ("truncated", "trailing data"), CRC ("corrupt"), then that
  * the checkpoint is for d ("checkpoint is for a different model or layout"); only then
  * copies the blob into state (d->state_bytes) and the driver position into *ts (may be NULL).
@@ -381,6 +397,7 @@ typedef struct LnsrtCheckpoint {
 	LnsrtModelDesc desc;      /* name, recipe, table, sizes, indices -1; no entry points */
 	LnsrtTensorDesc *tensors; /* = desc.tensors */
 	void *state;              /* desc.state_bytes, 64-byte aligned */
+	const char *meta;         /* the metadata text ("" when there is none) */
 	char *strings;            /* names */
 } LnsrtCheckpoint;
 int lnsrt_checkpoint_read(const char *path, LnsrtCheckpoint *out, char *err, size_t errn);

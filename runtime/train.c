@@ -413,8 +413,27 @@ static int save(const Run *r, char *err, size_t errn)
 {
 	if (!r->o->checkpoint_path)
 		return 0;
-	return lnsrt_checkpoint_save(r->t->desc, r->t->state, &r->pos, r->o->checkpoint_path, err,
-	                             errn);
+	return lnsrt_checkpoint_save_meta(r->t->desc, r->t->state, &r->pos, r->o->checkpoint_meta,
+	                                  r->o->checkpoint_path, err, errn);
+}
+
+/* Checks that a position (from a checkpoint at path, or the caller's) continues this run. */
+static int check_position(const Run *r, const LnsrtTrainState *pos, const LnsrtDataset *train,
+                          const char *path, char *err, size_t errn)
+{
+	if (pos->batch != r->t->batch || pos->train_n != train->n)
+		return lnsrt_fmt_err(
+		    err, errn,
+		    "%s: the checkpoint was made with batch %d on a "
+		    "training set of %lld examples; this run has batch %d and %lld",
+		    path, pos->batch, (long long)pos->train_n, r->t->batch, (long long)train->n);
+	if (pos->epoch_step < 0 || pos->epoch_step >= r->per_epoch || pos->total_steps < 0)
+		return lnsrt_fmt_err(err, errn,
+		                     "%s: the checkpoint's position (epoch %d, step "
+		                     "%lld) is not within an epoch of %lld steps",
+		                     path, pos->epoch, (long long)pos->epoch_step,
+		                     (long long)r->per_epoch);
+	return 0;
 }
 
 /* Loads the checkpoint into the trainer's state and checks that it continues this run. */
@@ -429,19 +448,11 @@ static int resume(Run *r, const LnsrtDataset *train, FILE *out, char *err, size_
 		                     "%s: the checkpoint holds no training position "
 		                     "(not written by the training driver)",
 		                     path);
-	if (pos.batch != r->t->batch || pos.train_n != train->n)
-		return lnsrt_fmt_err(
-		    err, errn,
-		    "%s: the checkpoint was made with batch %d on a "
-		    "training set of %lld examples; this run has batch %d and %lld",
-		    path, pos.batch, (long long)pos.train_n, r->t->batch, (long long)train->n);
-	if (pos.epoch_step < 0 || pos.epoch_step >= r->per_epoch || pos.total_steps < 0)
-		return lnsrt_fmt_err(err, errn,
-		                     "%s: the checkpoint's position (epoch %d, step "
-		                     "%lld) is not within an epoch of %lld steps",
-		                     path, pos.epoch, (long long)pos.epoch_step,
-		                     (long long)r->per_epoch);
+	if (check_position(r, &pos, train, path, err, errn))
+		return -1;
 	r->pos = pos;
+	if (r->o->quiet)
+		return 0;
 	fprintf(out, "resuming from %s: epoch %d, step %lld/%lld, %lld steps done, seed %llu\n",
 	        path, pos.epoch, (long long)pos.epoch_step, (long long)r->per_epoch,
 	        (long long)pos.total_steps, (unsigned long long)pos.seed);
@@ -497,12 +508,20 @@ int lnsrt_train(LnsrtTrainer *t, const LnsrtDataset *train, const LnsrtDataset *
 	    (LnsrtTrainState){.epoch = 1, .batch = t->batch, .seed = o->seed, .train_n = train->n};
 	if (o->resume_path && resume(&r, train, out, err, errn))
 		return LNSRT_BAD_INPUT;
+	if (!o->resume_path && o->position && o->position->epoch >= 1) {
+		if (check_position(&r, o->position, train, "train", err, errn))
+			return LNSRT_BAD_INPUT;
+		r.pos = *o->position;
+	}
 	if (r.pos.epoch > o->epochs || (o->max_steps && r.pos.total_steps >= o->max_steps)) {
-		fprintf(out,
-		        "nothing left to train: the run is at epoch %d after %lld steps (%d "
-		        "epochs%s asked)\n",
-		        r.pos.epoch, (long long)r.pos.total_steps, o->epochs,
-		        o->max_steps ? ", a step limit" : "");
+		if (!o->quiet)
+			fprintf(out,
+			        "nothing left to train: the run is at epoch %d after %lld steps "
+			        "(%d epochs%s asked)\n",
+			        r.pos.epoch, (long long)r.pos.total_steps, o->epochs,
+			        o->max_steps ? ", a step limit" : "");
+		if (o->position)
+			*o->position = r.pos;
 		return 0;
 	}
 	int64_t *order = malloc((size_t)train->n * sizeof *order);
@@ -554,6 +573,8 @@ int lnsrt_train(LnsrtTrainer *t, const LnsrtDataset *train, const LnsrtDataset *
 				goto done;
 			}
 			r.pos.loss_sum += loss;
+			if (o->loss_sum)
+				*o->loss_sum += loss;
 			r.pos.total_steps++;
 			r.pos.epoch_step = done + 1;
 			/* the bar shows the mean loss of the epoch so far */
@@ -585,7 +606,8 @@ int lnsrt_train(LnsrtTrainer *t, const LnsrtDataset *train, const LnsrtDataset *
 			}
 		}
 		res.seconds = lnsrt_now() - start;
-		print_epoch(out, &res, o->epochs, has_test, cut);
+		if (!o->quiet)
+			print_epoch(out, &res, o->epochs, has_test, cut);
 		if (m.path && ((rc = metrics_add(&m, &res, err, errn)) ||
 		               (rc = metrics_write(&m, err, errn))))
 			goto done;
@@ -607,6 +629,8 @@ int lnsrt_train(LnsrtTrainer *t, const LnsrtDataset *train, const LnsrtDataset *
 			break;
 	}
 done:
+	if (o->position)
+		*o->position = r.pos;
 	sig_restore(&sg);
 	free(order);
 	free(x);

@@ -10,10 +10,14 @@
  * foreign model) must be refused with its own message and without touching the model.
  * Training N steps in one go and training to a checkpoint at step k (by a step limit, by
  * checkpoint_every, by SIGINT) then resuming to N must give bit-identical state blobs.
+ * A run continued across lnsrt_train calls (LnsrtTrainOpts.position, as the Lua trainer
+ * does) must end where one call ends; a checkpoint's metadata text must round-trip, and a
+ * version 1 checkpoint (no metadata) must still load.
  * runtime/exe_main.c is compiled in here (its main renamed) and run on CSV data.
  */
 #include <dirent.h>
 #include <math.h>
+#include <zlib.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1007,6 +1011,150 @@ static void test_resume(void)
 	mlp_free(&m);
 }
 
+/* ---- metadata (format version 2), version 1 files, positions across calls ---- */
+
+static uint32_t get32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* A version 1 file of the same checkpoint: the table without the metadata string, the blob
+ * moved to the next multiple of 64, the CRC recomputed. The v2 file must have empty meta. */
+static void write_v1(const char *v2, const char *v1)
+{
+	size_t n;
+	unsigned char *p = read_all(v2, &n);
+	uint64_t tb = get32(p + 32) | (uint64_t)get32(p + 36) << 32;
+	uint64_t boff = get32(p + 40) | (uint64_t)get32(p + 44) << 32;
+	size_t at = 128 + 4 + get32(p + 128); /* after the name */
+	at += 4 + get32(p + at);               /* after the recipe: the metadata's length */
+	CHECK(get32(p + at) == 0);
+	size_t blob = n - 4 - boff, ntb = tb - 4, nboff = (128 + ntb + 63) / 64 * 64;
+	unsigned char *q = calloc(1, nboff + blob + 4);
+	memcpy(q, p, at);
+	memcpy(q + at, p + at + 4, 128 + tb - at - 4);
+	memcpy(q + nboff, p + boff, blob);
+	q[8] = 1, q[9] = q[10] = q[11] = 0; /* version 1 */
+	put64(q + 32, ntb);
+	put64(q + 40, nboff);
+	uint32_t crc = (uint32_t)crc32(0L, q, (uInt)(nboff + blob));
+	for (int i = 0; i < 4; i++)
+		q[nboff + blob + (size_t)i] = (unsigned char)(crc >> (8 * i));
+	write_all(v1, q, nboff + blob + 4);
+	free(q);
+	free(p);
+}
+
+static void test_meta(void)
+{
+	char err[ERRN] = "", ck[512], v1[512];
+	path_in(ck, sizeof ck, "meta.ckpt");
+	path_in(v1, sizeof v1, "v1.ckpt");
+	LnsrtModel *a = toy_trained(5), *b = toy_trained(0);
+	const char *meta = "lnsc-trainer 1\nmodel\t/x/mlp.onnx\noverride\tw\tlns6g8\t\n";
+	CHECK_MSG(lnsrt_checkpoint_save_meta(&lnsc_model, lnsrt_model_state(a), NULL, meta, ck, err,
+	                                     sizeof err) == 0,
+	          "%s", err);
+	LnsrtCheckpoint c;
+	CHECK_MSG(lnsrt_checkpoint_read(ck, &c, err, sizeof err) == 0, "%s", err);
+	CHECK(!strcmp(c.meta, meta));
+	CHECK(memcmp(c.state, lnsrt_model_state(a), STATE_BYTES) == 0);
+	lnsrt_checkpoint_free(&c);
+	CHECK(lnsrt_checkpoint_load(&lnsc_model, lnsrt_model_state(b), NULL, ck, err, sizeof err) ==
+	      0);
+	CHECK(memcmp(lnsrt_model_state(a), lnsrt_model_state(b), STATE_BYTES) == 0);
+	/* no metadata: "" back; the same file as version 1 reads and loads the same blob */
+	LnsrtTrainState ts = {.epoch = 2, .batch = TB, .epoch_step = 1, .total_steps = 6,
+	                      .seed = 5, .train_n = 40};
+	CHECK(lnsrt_checkpoint_save(&lnsc_model, lnsrt_model_state(a), &ts, ck, err, sizeof err) ==
+	      0);
+	CHECK(lnsrt_checkpoint_read(ck, &c, err, sizeof err) == 0 && !strcmp(c.meta, ""));
+	lnsrt_checkpoint_free(&c);
+	write_v1(ck, v1);
+	CHECK_MSG(lnsrt_checkpoint_read(v1, &c, err, sizeof err) == 0, "%s", err);
+	CHECK(!strcmp(c.meta, "") && !strcmp(c.desc.name, "toy") && c.train.total_steps == 6);
+	CHECK(memcmp(c.state, lnsrt_model_state(a), STATE_BYTES) == 0);
+	lnsrt_checkpoint_free(&c);
+	LnsrtModel *d = toy_trained(0);
+	LnsrtTrainState got;
+	CHECK_MSG(lnsrt_checkpoint_load(&lnsc_model, lnsrt_model_state(d), &got, v1, err,
+	                                sizeof err) == 0,
+	          "%s", err);
+	CHECK(memcmp(lnsrt_model_state(a), lnsrt_model_state(d), STATE_BYTES) == 0);
+	CHECK(memcmp(&got, &ts, sizeof ts) == 0);
+	/* a version from the future is refused by number */
+	size_t n;
+	unsigned char *p = read_all(ck, &n);
+	p[8] = 3;
+	write_all(v1, p, n);
+	free(p);
+	CHECK(lnsrt_checkpoint_read(v1, &c, err, sizeof err) != 0);
+	CHECK_MSG(strstr(err, "version 3") && strstr(err, "versions 1 to 2"), "%s", err);
+	lnsrt_model_free(a);
+	lnsrt_model_free(b);
+	lnsrt_model_free(d);
+}
+
+/* Trains m through the driver with a position kept across calls; steps 0: whole epochs. */
+static int train_part(LnsrtModel *m, const LnsrtDataset *tr, LnsrtTrainState *pos, int epochs,
+                      int64_t max_steps, double *loss_sum, FILE *out, char *err)
+{
+	LnsrtTrainer t;
+	lnsrt_model_trainer(m, &t, err, ERRN);
+	LnsrtTrainOpts o;
+	lnsrt_train_opts_init(&o);
+	o.epochs = epochs;
+	o.seed = 99;
+	o.progress = 0;
+	o.out = out;
+	o.quiet = 1;
+	o.max_steps = max_steps;
+	o.position = pos;
+	o.loss_sum = loss_sum;
+	return lnsrt_train(&t, tr, NULL, &o, NULL, err, ERRN);
+}
+
+static void test_position(void)
+{
+	char err[ERRN] = "";
+	LnsrtDataset tr = {0};
+	make_data(&tr, TB * 5 + 2, 2, 3, TC, 41);
+	FILE *out = tmpfile();
+	LnsrtModel *a = lnsrt_model_new(&lnsc_model, 1, 3, err, sizeof err);
+	LnsrtModel *b = lnsrt_model_new(&lnsc_model, 1, 3, err, sizeof err);
+	LnsrtTrainState pa = {0}, pb = {0};
+	double la = 0, lb = 0;
+	CHECK_MSG(train_part(a, &tr, &pa, 3, 0, &la, out, err) == 0, "%s", err);
+	CHECK(pa.epoch == 4 && pa.total_steps == 15 && pa.epoch_step == 0);
+	/* the same run in pieces: 4 steps, to step 11, then the rest of the 3 epochs */
+	CHECK(train_part(b, &tr, &pb, 1 << 30, 4, &lb, out, err) == 0);
+	CHECK(pb.epoch == 1 && pb.epoch_step == 4 && pb.total_steps == 4 && pb.seed == 99);
+	CHECK(train_part(b, &tr, &pb, 1 << 30, 11, &lb, out, err) == 0);
+	CHECK(pb.epoch == 3 && pb.epoch_step == 1 && pb.total_steps == 11);
+	CHECK(train_part(b, &tr, &pb, 3, 0, &lb, out, err) == 0);
+	CHECK(pb.epoch == 4 && pb.total_steps == 15);
+	CHECK(memcmp(lnsrt_model_state(a), lnsrt_model_state(b), STATE_BYTES) == 0);
+	CHECK_MSG(la > 0 && fabs(la - lb) <= 1e-12 * la, "loss sums %.17g %.17g", la, lb);
+	/* nothing left: the position stays; quiet runs wrote nothing */
+	CHECK(train_part(b, &tr, &pb, 3, 0, &lb, out, err) == 0 && pb.total_steps == 15);
+	CHECK(ftell(out) == 0);
+	/* a position from another training set is refused */
+	tr.n -= 2;
+	pb.epoch = 2;
+	CHECK(train_part(b, &tr, &pb, 3, 0, &lb, out, err) == LNSRT_BAD_INPUT);
+	CHECK_MSG(strstr(err, "training set of"), "%s", err);
+	fclose(out);
+	lnsrt_model_free(a);
+	lnsrt_model_free(b);
+	lnsrt_dataset_free(&tr);
+}
+
 /* ---- the training executable ---- */
 
 /* Runs exe_main with argv (NULL-terminated), stdout and stderr into files; returns its exit
@@ -1157,6 +1305,8 @@ int main(void)
 	test_ir_desc();
 	test_interp_model();
 	test_resume();
+	test_meta();
+	test_position();
 	test_exe();
 	remove_tree(tmpdir);
 	return t_finish("test_checkpoint");
