@@ -15,24 +15,11 @@
 --   lnsc run examples/tune/gamma.lua [--short] [--model M.onnx] [--steps N] [--verify N]
 --                                    [--data DIR]
 -- --short: 30-step runs, gammas 1 and 4, a 60-step verification (what the test runs).
-local opts = {steps = 200, verify = 937}
-local i = 1
-while arg[i] do
-  local a = arg[i]
-  if a == "--short" then
-    opts.short = true
-  elseif a == "--model" or a == "--steps" or a == "--verify" or a == "--data" then
-    opts[a:sub(3)] = arg[i + 1]
-    i = i + 1
-  else
-    error("usage: gamma.lua [--short] [--model M.onnx] [--steps N] [--verify N] [--data DIR]")
-  end
-  i = i + 1
-end
-local here = arg[0]:match("^(.*)/[^/]*$") or "."
-local model = opts.model or (here .. "/../mlp/mlp.onnx")
-local steps = math.tointeger(tonumber(opts.steps)) or error("--steps wants an integer")
-local verify = math.tointeger(tonumber(opts.verify)) or error("--verify wants an integer")
+local cmdline = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/cmdline.lua")
+local opts = cmdline.parse(arg, {steps = 200, verify = 937},
+  "gamma.lua [--short] [--model M.onnx] [--steps N] [--verify N] [--data DIR]")
+local model = opts.model
+local steps, verify = cmdline.int(opts.steps, "--steps"), cmdline.int(opts.verify, "--verify")
 local gammas = {1, 2, 4, 8, 16}
 if opts.short then
   steps, verify, gammas = 30, 60, {1, 4}

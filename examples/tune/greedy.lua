@@ -12,23 +12,11 @@
 --   lnsc run examples/tune/greedy.lua [--short] [--model M.onnx] [--steps N] [--budget B]
 --                                     [--data DIR]
 -- --short: 40 steps, the two weights only (what the test runs).
-local opts = {model = nil, steps = 200, budget = 0.01, short = false, data = nil}
-local i = 1
-while arg[i] do
-  local a = arg[i]
-  if a == "--short" then
-    opts.short = true
-  elseif a == "--model" or a == "--steps" or a == "--budget" or a == "--data" then
-    opts[a:sub(3)] = arg[i + 1]
-    i = i + 1
-  else
-    error("usage: greedy.lua [--short] [--model M.onnx] [--steps N] [--budget B] [--data DIR]")
-  end
-  i = i + 1
-end
-local here = arg[0]:match("^(.*)/[^/]*$") or "."
-local model = opts.model or (here .. "/../mlp/mlp.onnx")
-local steps = math.tointeger(tonumber(opts.steps)) or error("--steps wants an integer")
+local cmdline = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/cmdline.lua")
+local opts = cmdline.parse(arg, {steps = 200, budget = 0.01},
+  "greedy.lua [--short] [--model M.onnx] [--steps N] [--budget B] [--data DIR]")
+local model = opts.model
+local steps = cmdline.int(opts.steps, "--steps")
 local budget = tonumber(opts.budget) or error("--budget wants a number")
 if opts.short then
   steps = 40

@@ -9,23 +9,11 @@
 --
 --   lnsc run examples/tune/grid.lua [--short] [--model M.onnx] [--steps N] [--data DIR]
 -- --short: 2 x 2 cells of 20 steps (what the test runs).
-local opts = {steps = 200}
-local i = 1
-while arg[i] do
-  local a = arg[i]
-  if a == "--short" then
-    opts.short = true
-  elseif a == "--model" or a == "--steps" or a == "--data" then
-    opts[a:sub(3)] = arg[i + 1]
-    i = i + 1
-  else
-    error("usage: grid.lua [--short] [--model M.onnx] [--steps N] [--data DIR]")
-  end
-  i = i + 1
-end
-local here = arg[0]:match("^(.*)/[^/]*$") or "."
-local model = opts.model or (here .. "/../mlp/mlp.onnx")
-local steps = math.tointeger(tonumber(opts.steps)) or error("--steps wants an integer")
+local cmdline = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/cmdline.lua")
+local opts = cmdline.parse(arg, {steps = 200},
+  "grid.lua [--short] [--model M.onnx] [--steps N] [--data DIR]")
+local model = opts.model
+local steps = cmdline.int(opts.steps, "--steps")
 local abits, gbits = {4, 5, 6, 7, 8}, {3, 4, 5, 6, 7, 8}
 if opts.short then
   steps, abits, gbits = 20, {5, 8}, {4, 5}

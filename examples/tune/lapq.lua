@@ -16,35 +16,19 @@
 --   lnsc run examples/tune/lapq.lua [--short] [--model M.onnx] [--steps N]
 --                                   [--formats lns5g4,lns4g4,...] [--calibration N] [--data DIR]
 -- --short: 200 fp32 steps, 256 calibration examples, one sweep, lns4g4 (what the test runs).
-local opts = {steps = 937, formats = "lns5g4,lns4g2,lns4g4,lns3g1", calibration = 512}
-local i = 1
-while arg[i] do
-  local a = arg[i]
-  if a == "--short" then
-    opts.short = true
-  elseif a == "--model" or a == "--steps" or a == "--formats" or a == "--calibration" or
-      a == "--data" then
-    opts[a:sub(3)] = arg[i + 1]
-    i = i + 1
-  else
-    error("usage: lapq.lua [--short] [--model M.onnx] [--steps N] [--formats LIST] "
-      .. "[--calibration N] [--data DIR]")
-  end
-  i = i + 1
-end
-local function int(v, what)
-  return math.tointeger(tonumber(v)) or error(what .. " wants an integer")
-end
-local here = arg[0]:match("^(.*)/[^/]*$") or "."
-local model = opts.model or (here .. "/../mlp/mlp.onnx")
-local steps, ncal, sweeps = int(opts.steps, "--steps"), int(opts.calibration, "--calibration"), 8
+local cmdline = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/cmdline.lua")
+local opts = cmdline.parse(arg, {steps = 937, formats = "lns5g4,lns4g2,lns4g4,lns3g1", calibration = 512},
+  "lapq.lua [--short] [--model M.onnx] [--steps N] [--formats LIST] [--calibration N] [--data DIR]")
+local model = opts.model
+local steps, ncal, sweeps = cmdline.int(opts.steps, "--steps"),
+  cmdline.int(opts.calibration, "--calibration"), 8
 if opts.short then
   steps, ncal, sweeps, opts.formats = 200, 256, 1, "lns4g4"
 end
 local formats = {}
 for f in opts.formats:gmatch("[^,]+") do
   local b, g = f:match("^lns(%d+)g(%d+)$")
-  formats[#formats + 1] = {name = f, bits = int(b, "--formats"), gamma = int(g, "--formats")}
+  formats[#formats + 1] = {name = f, bits = cmdline.int(b, "--formats"), gamma = cmdline.int(g, "--formats")}
 end
 local data = lnsc.dataset(opts.data)
 local t0 = lnsc.clock()
