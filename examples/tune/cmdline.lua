@@ -20,7 +20,7 @@ function M.parse(arg, defaults, usage)
       opts[name] = arg[i + 1]
       i = i + 1
     else
-      error("usage: " .. usage)
+      error("usage: " .. usage, 2)
     end
     i = i + 1
   end
@@ -30,7 +30,7 @@ function M.parse(arg, defaults, usage)
 end
 
 function M.int(v, what)
-  return math.tointeger(tonumber(v)) or error(what .. " wants an integer")
+  return math.tointeger(tonumber(v)) or error(what .. " wants an integer", 2)
 end
 
 return M
