@@ -367,6 +367,18 @@ static void transpose(CgCtx *c, LLVMValueRef *x, int T)
 	}
 }
 
+/* Block x (T rows of T decoded k's, panel rows sb..sb+nrow) transposed in registers and stored
+ * as the panel's columns k0..k0+nk. */
+static void store_tblock(CgCtx *c, const Opnd *o, LLVMValueRef dst, LLVMValueRef *x,
+			 LLVMValueRef k0, int nk, int sb, int nrow, int T)
+{
+	transpose(c, x, T);
+	for (int j = 0; j < nk; j++) {
+		LLVMValueRef at = add(c, mul(c, add(c, k0, i64c(c, j)), o->r), i64c(c, sb));
+		store(c, lanes_of(c, x[j], 0, nrow), elt(c, c->t_f32, dst, at), 4);
+	}
+}
+
 /* One T x T block of a panel contiguous along k: panel rows sb..sb+nrow, k = k0..k0+nk. */
 static void pack_tblock(CgCtx *c, const Opnd *o, LLVMValueRef src, LLVMValueRef dst,
 			LLVMValueRef row0, LLVMValueRef k0, int sb, int nrow, int nk, int T,
@@ -385,11 +397,16 @@ static void pack_tblock(CgCtx *c, const Opnd *o, LLVMValueRef src, LLVMValueRef 
 		LLVMValueRef p = elt(c, et, src, add(c, mul(c, row, o->so), k0));
 		x[i] = decode(c, o, tab, k, cg_vload(c, vec(et, T), p, m, elem_bytes(o)));
 	}
-	transpose(c, x, T);
-	for (int j = 0; j < nk; j++) {
-		LLVMValueRef at = add(c, mul(c, add(c, k0, i64c(c, j)), o->r), i64c(c, sb));
-		store(c, lanes_of(c, x[j], 0, nrow), elt(c, c->t_f32, dst, at), 4);
-	}
+	store_tblock(c, o, dst, x, k0, nk, sb, nrow, T);
+}
+
+/* The power of two up to vw that covers a panel of r best: the side of pack_cols' blocks. */
+static int block_side(const Gemm *G, const Opnd *o)
+{
+	int T = 1;
+	while (T < o->r && T < G->vw)
+		T <<= 1;
+	return T;
 }
 
 /* A panel contiguous along k: T x T blocks transposed in registers, T the power of two up to
@@ -398,9 +415,7 @@ static void pack_cols(CgCtx *c, const Gemm *G, const Opnd *o, LLVMValueRef src,
 		      LLVMValueRef dst, LLVMValueRef row0, LLVMValueRef tab, LLVMValueRef k,
 		      int edge)
 {
-	int T = 1;
-	while (T < o->r && T < G->vw)
-		T <<= 1;
+	int T = block_side(G, o);
 	int64_t kfull = G->K / T * T;
 	for (int sb = 0; sb < o->r; sb += T) {
 		int nrow = o->r - sb < T ? o->r - sb : T;
@@ -437,15 +452,6 @@ static void pack_rows_view(CgCtx *c, const Gemm *G, const Opnd *o, LLVMValueRef 
 	cg_loop_end(c, &Lk);
 }
 
-/* The power of two up to vw that covers a panel of r best: the side of pack_cols' blocks. */
-static int block_side(const Gemm *G, const Opnd *o)
-{
-	int T = 1;
-	while (T < o->r && T < G->vw)
-		T <<= 1;
-	return T;
-}
-
 /* One T x T block of a view's panel along k: k = k0..k0+nk, each panel row a vector of T k's
  * (lanes from extent on read zero), transposed in registers as in pack_tblock. */
 static void pack_vblock(CgCtx *c, const Opnd *o, LLVMValueRef src,
@@ -466,11 +472,7 @@ static void pack_vblock(CgCtx *c, const Opnd *o, LLVMValueRef src,
 			LLVMValueRef ok = edge ? lt(c, row, i64c(c, o->outer)) : NULL;
 			x[i] = decode(c, o, tab, k, cg_view_load(c, &L, elem_type(c, o), src, row, ok));
 		}
-		transpose(c, x, T);
-		for (int j = 0; j < nk; j++) {
-			LLVMValueRef at = add(c, mul(c, add(c, k0, i64c(c, j)), o->r), i64c(c, sb));
-			store(c, lanes_of(c, x[j], 0, nrow), elt(c, c->t_f32, dst, at), 4);
-		}
+		store_tblock(c, o, dst, x, k0, nk, sb, nrow, T);
 	}
 }
 

@@ -135,11 +135,6 @@ typedef struct Bn {
 	LLVMValueRef cnt, sdy, sdyx, f;
 } Bn;
 
-static LLVMValueRef dspl(CgCtx *c, LLVMValueRef d, int L)
-{
-	return cg_splat(c, d, L);
-}
-
 /* Element e (and the L - 1 after it) of the current pass. */
 static void bn_at(CgCtx *c, Bn *u, LLVMValueRef e, int L)
 {
@@ -149,33 +144,33 @@ static void bn_at(CgCtx *c, Bn *u, LLVMValueRef e, int L)
 		acc_add(c, &u->a1, x);
 		return;
 	}
-	LLVMValueRef xm = LLVMBuildFSub(b, x, dspl(c, u->m, L), "");
+	LLVMValueRef xm = LLVMBuildFSub(b, x, cg_splat(c, u->m, L), "");
 	switch (u->pass) {
 	case BN_VAR:
 		acc_add(c, &u->a1, LLVMBuildFMul(b, xm, xm, ""));
 		return;
 	case BN_NORM: {
-		LLVMValueRef y = LLVMBuildFMul(b, LLVMBuildFMul(b, xm, dspl(c, u->inv, L), ""),
-		                               dspl(c, u->sc, L), "");
+		LLVMValueRef y = LLVMBuildFMul(b, LLVMBuildFMul(b, xm, cg_splat(c, u->inv, L), ""),
+		                               cg_splat(c, u->sc, L), "");
 		cg_dst_store(c, &u->t, &u->y, e,
-		             fptrunc(c, LLVMBuildFAdd(b, y, dspl(c, u->bi, L), "")));
+		             fptrunc(c, LLVMBuildFAdd(b, y, cg_splat(c, u->bi, L), "")));
 		return;
 	}
 	case BNG_SUMS: {
 		LLVMValueRef d = fpext(c, cg_src_load(c, &u->dy, e, L));
 		acc_add(c, &u->a1, d);
 		acc_add(c, &u->a2,
-		        LLVMBuildFMul(b, LLVMBuildFMul(b, d, xm, ""), dspl(c, u->inv, L), ""));
+		        LLVMBuildFMul(b, LLVMBuildFMul(b, d, xm, ""), cg_splat(c, u->inv, L), ""));
 		return;
 	}
 	default: { /* BNG_DX: f (cnt dy - sdy - xhat sdyx) */
 		LLVMValueRef d = fpext(c, cg_src_load(c, &u->dy, e, L));
-		LLVMValueRef t = LLVMBuildFSub(b, LLVMBuildFMul(b, dspl(c, u->cnt, L), d, ""),
-		                               dspl(c, u->sdy, L), "");
-		LLVMValueRef xh = LLVMBuildFMul(b, xm, dspl(c, u->inv, L), "");
-		t = LLVMBuildFSub(b, t, LLVMBuildFMul(b, xh, dspl(c, u->sdyx, L), ""), "");
+		LLVMValueRef t = LLVMBuildFSub(b, LLVMBuildFMul(b, cg_splat(c, u->cnt, L), d, ""),
+		                               cg_splat(c, u->sdy, L), "");
+		LLVMValueRef xh = LLVMBuildFMul(b, xm, cg_splat(c, u->inv, L), "");
+		t = LLVMBuildFSub(b, t, LLVMBuildFMul(b, xh, cg_splat(c, u->sdyx, L), ""), "");
 		cg_dst_store(c, &u->t, &u->y, e,
-		             fptrunc(c, LLVMBuildFMul(b, dspl(c, u->f, L), t, "")));
+		             fptrunc(c, LLVMBuildFMul(b, cg_splat(c, u->f, L), t, "")));
 		return;
 	}
 	}
@@ -726,7 +721,7 @@ typedef struct Scat {
 	const IrNode *n;
 	Geo q;
 	CgTask t;
-	CgSrc dy, x;
+	CgSrc dy;
 	CgDst dx;
 	LLVMValueRef pl, base; /* the plane and its first dX element */
 } Scat;
@@ -843,8 +838,6 @@ static int emit_pool_grad(CgCtx *c, const IrNode *n)
 	cg_task_begin(c, &s.t, cg_task_name(c, n, "poolgrad", name, sizeof name), q->P,
 	              q->H * q->W + q->OH * q->OW * q->kh * q->kw, 1);
 	cg_src_open(c, &s.dy, n->in[0]);
-	if (mx)
-		cg_src_open(c, &s.x, n->in[1]);
 	cg_dst_open(c, &s.dx, n->out[0]);
 	Pool x = {.n = n, .src = mx ? n->in[1] : NULL, .q = s.q, .kind = POOL_MAX};
 	if (mx) {

@@ -10,14 +10,13 @@ lns-madam and must beat chance clearly. The same seed twice gives byte-identical
 Prints the per-epoch lines and each run's wall time.
 """
 import os
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lnsctest import check, finish, train  # noqa: E402
+from lnsctest import check, finish, run, train  # noqa: E402
 
 LNSC = os.environ["LNSC_BIN"]
 SRC = os.environ["LNSC_SRC"]
@@ -28,10 +27,7 @@ def running_mean_moved(ckpt):
     """The first BatchNormalization's running mean in the checkpoint differs from its initial
     zeros (lnsc export writes the trained model with it)."""
     out = ckpt + ".onnx"
-    p = subprocess.run([LNSC, "export", ckpt, "-m", CNN, "-o", out], capture_output=True,
-                       text=True, timeout=300)
-    if p.returncode != 0:
-        print(p.stdout + p.stderr)
+    if run([LNSC, "export", ckpt, "-m", CNN, "-o", out], timeout=300).returncode != 0:
         return False
     import onnx
     from onnx import numpy_helper
